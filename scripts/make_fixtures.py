@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Regenerate the speech fixtures under ``tests/data/`` from the project's own texts.
+
+Speech comes from festival's HTS voice (``voice_cmu_us_slt_arctic_hts``), the clearest
+of the Debian synthesisers for ``tiny.en`` (about 10% WER, espeak-ng about 30%), so a
+test can tell a real regression from synthetic noise. ffmpeg encodes the containers,
+sox builds the pauses. The output is committed: tests need none of these tools.
+
+    apt-get install festival festvox-us-slt-hts ffmpeg sox
+    python scripts/make_fixtures.py            # writes tests/data/{good,bad}
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+VOICE = "(voice_cmu_us_slt_arctic_hts)"
+PAUSES_S = (1.5, 2.5, 4.0, 1.0, 3.0, 6.0)  # silences between long-form paragraphs, cycled
+
+# name -> (text, ffmpeg output options). Each short fixture tests one container/shape.
+SHORT = {
+    "wav16k_mono.wav": (
+        "The night shift starts the transcription job at ten, and by morning every "
+        "recording in the bucket has a transcript beside it.",
+        ["-ar", "16000", "-ac", "1", "-c:a", "pcm_s16le"],
+    ),
+    "wav44k_stereo.wav": (
+        "Please send the quarterly report to the finance team before Friday.",
+        ["-ar", "44100", "-ac", "2", "-c:a", "pcm_s16le"],
+    ),
+    "flac16k_mono.flac": (
+        "A corrupt file should never stop the whole batch. It becomes one error row, "
+        "and the other files go on as if nothing happened.",
+        ["-ar", "16000", "-ac", "1", "-c:a", "flac"],
+    ),
+    "mp3_22k_mono.mp3": (
+        "The weather station on the hill recorded strong winds and heavy rain for three days.",
+        ["-ar", "22050", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "48k"],
+    ),
+    "aac24k_mono.m4a": (
+        "Our library opens at nine in the morning and closes at six in the evening on weekdays.",
+        ["-ar", "24000", "-ac", "1", "-c:a", "aac", "-b:a", "48k"],
+    ),
+    "opus48k_mono.ogg": (
+        "She planted tomatoes, beans and sunflowers in the garden behind the old stone house.",
+        ["-ar", "48000", "-ac", "1", "-c:a", "libopus", "-b:a", "32k"],
+    ),
+    "video_with_audio.mp4": (
+        "This clip carries a small video track, and only its sound should be transcribed.",
+        ["-ar", "16000", "-ac", "1", "-c:a", "aac", "-b:a", "48k"],
+    ),
+}
+
+LONG_NAME = "long_pauses.ogg"
+LONG = [
+    "Welcome to the weekly planning meeting. Today we will go over the storage costs, "
+    "the new transcription pipeline, and the schedule for the next release.",
+    "First, storage. Last month we kept about forty terabytes of audio in the main bucket. "
+    "Most of it is older than a year and is almost never read again.",
+    "We agreed to move those recordings to a colder storage class. The transcripts stay "
+    "in the warm tier, because people search them every day.",
+    "Second, the transcription pipeline. The old script opened one file at a time, ran the "
+    "model on it, and printed how long it took. It was simple, but it was slow.",
+    "The new job reads a manifest, fetches the audio in parallel, and packs many short "
+    "recordings into one batch for the model. The graphics cards stay busy the whole time.",
+    "When a worker dies in the middle of the night, the job can be resumed from its run "
+    "folder. Files that are already done are skipped, and nothing is written twice.",
+    "A broken file no longer stops the run. It becomes a row with an error message that "
+    "says which stage failed and why, so someone can look at it in the morning.",
+    "Third, the schedule. We plan to test the job on a small bucket next week, then on the "
+    "full archive the week after. If the numbers look good, it becomes the nightly job.",
+    "Maria will write the runbook for the operations team. Daniel will measure the "
+    "throughput on one card and on a small cluster, and compare it with the old script.",
+    "Before we close, a reminder about the office. The kitchen will be painted on Thursday, "
+    "so please take your mugs and plates home on Wednesday evening.",
+    "Finally, thank you all for the careful work on the test recordings. Clear audio makes "
+    "it much easier to tell a real mistake from noise.",
+    "One more thing about the budget. The cloud bill for the graphics cards was higher than "
+    "planned in October, because a test cluster ran for a whole weekend with nobody using it.",
+    "From now on, every test cluster shuts itself down after two hours without work. Please "
+    "check the dashboard before you leave on Friday afternoon.",
+    "Someone asked whether the new job can translate as well as transcribe. It can, for the "
+    "models that know more than one language, and the task is chosen per file.",
+    "The question of long recordings also came up. A two hour interview is cut into thirty "
+    "second windows, and the pieces are stitched back together without losing a word.",
+    "Our next meeting is on the third of December at half past ten. Bring your numbers, and "
+    "bring questions. That is all for today. Thank you, and have a good afternoon.",
+]
+
+
+def run(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def speak(text: str, out_wav: Path, tmp: Path) -> None:
+    txt = tmp / (out_wav.stem + ".txt")
+    txt.write_text(text + "\n", encoding="utf-8")
+    run("text2wave", "-eval", VOICE, str(txt), "-o", str(out_wav))
+
+
+def _duration(wav: Path) -> str:
+    return subprocess.run(["soxi", "-D", str(wav)], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def encode(src: Path, dest: Path, opts: list[str], video: bool = False) -> None:
+    cmd = ["ffmpeg", "-y", "-loglevel", "error", "-i", str(src)]
+    if video:  # a tiny black picture track under the speech
+        cmd = ["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=black:s=64x64:r=2",
+               "-i", str(src), "-t", _duration(src), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-map", "0:v", "-map", "1:a"]
+    run(*cmd, *opts, "-map_metadata", "-1", str(dest))
+
+
+def write_good(good: Path, tmp: Path) -> None:
+    for name, (text, opts) in SHORT.items():
+        wav = tmp / (Path(name).stem + ".src.wav")
+        speak(text, wav, tmp)
+        encode(wav, good / name, opts, video=name.endswith(".mp4"))
+        (good / name).with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
+    parts = []
+    for i, para in enumerate(LONG):
+        wav = tmp / f"long_{i:02d}.wav"
+        speak(para, wav, tmp)
+        parts.append(str(wav))
+        gap = tmp / f"gap_{i:02d}.wav"
+        run("sox", "-n", "-r", "32000", "-c", "1", "-b", "16", str(gap), "trim", "0", str(PAUSES_S[i % len(PAUSES_S)]))
+        parts.append(str(gap))
+    joined = tmp / "long.wav"
+    run("sox", *parts[:-1], str(joined))
+    encode(joined, good / LONG_NAME, ["-ar", "16000", "-ac", "1", "-c:a", "libopus", "-b:a", "24k"])
+    (good / LONG_NAME).with_suffix(".txt").write_text(" ".join(LONG) + "\n", encoding="utf-8")
+
+
+def write_bad(good: Path, bad: Path, tmp: Path) -> None:
+    """Inputs the job must turn into error rows (or empty transcripts), never crashes."""
+    (bad / "empty.wav").write_bytes(b"")
+    flac = (good / "flac16k_mono.flac").read_bytes()
+    (bad / "truncated.flac").write_bytes(flac[: len(flac) * 2 // 5])
+    mp3 = (good / "mp3_22k_mono.mp3").read_bytes()
+    (bad / "truncated.mp3").write_bytes(mp3[: len(mp3) * 2 // 5])
+    (bad / "random_bytes.wav").write_bytes(random.Random(1234).randbytes(48_000))
+    (bad / "text_file.m4a").write_text("this is not audio, only a text file with an audio name\n")
+    run("ffmpeg", "-y", "-loglevel", "error", "-i", str(good / "wav16k_mono.wav"), "-t", "0.1",
+        "-c:a", "pcm_s16le", str(bad / "short_0.1s.wav"))
+    run("sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(bad / "silence_30s.flac"), "trim", "0", "30")
+    run("ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=blue:s=64x64:r=2", "-t", "2",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-an", str(bad / "no_audio_stream.mp4"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data")
+    args = parser.parse_args()
+    for tool in ("text2wave", "ffmpeg", "sox"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: apt-get install festival festvox-us-slt-hts ffmpeg sox")
+    good, bad = args.out / "good", args.out / "bad"
+    for d in (good, bad):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_good(good, Path(tmp))
+        write_bad(good, bad, Path(tmp))
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()

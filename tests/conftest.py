@@ -1,0 +1,59 @@
+"""Shared fixtures: the converted offline model and the committed speech fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+GOOD = DATA / "good"
+BAD = DATA / "bad"
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".mp4"}
+
+
+def good_fixtures() -> list[Path]:
+    """Every good speech fixture (each has a ``.txt`` reference beside it)."""
+    return sorted(p for p in GOOD.iterdir() if p.suffix in AUDIO_SUFFIXES)
+
+
+def reference_text(audio: Path) -> str:
+    return audio.with_suffix(".txt").read_text(encoding="utf-8").strip()
+
+
+@pytest.fixture(scope="session")
+def offline_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged tiny.en converted once per test session by the project's own code."""
+    from asr_actor.offline_model import prepare_offline_model
+
+    return prepare_offline_model(tmp_path_factory.mktemp("models") / "whisper-tiny.en")
+
+
+@pytest.fixture(scope="session")
+def hf_whisper(offline_model_dir: Path):
+    """(model, processor) loaded the way the origin script does, on CPU in float32."""
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    model = WhisperForConditionalGeneration.from_pretrained(
+        offline_model_dir, local_files_only=True, use_safetensors=True, attn_implementation="sdpa"
+    ).eval()
+    processor = WhisperProcessor.from_pretrained(offline_model_dir, local_files_only=True)
+    return model, processor
+
+
+def reference_transcribe(model, processor, waveform) -> str:
+    """transformers' own way: one greedy window, or its sequential long-form past 30 s."""
+    import torch
+
+    long_form = len(waveform) > processor.feature_extractor.n_samples
+    feats = processor.feature_extractor(
+        waveform,
+        sampling_rate=processor.feature_extractor.sampling_rate,
+        return_tensors="pt",
+        **({"truncation": False, "padding": "longest", "return_attention_mask": True} if long_form else {}),
+    )
+    kwargs = {"attention_mask": feats.attention_mask, "return_timestamps": True} if long_form else {}
+    with torch.inference_mode():
+        out = model.generate(feats.input_features, num_beams=1, do_sample=False, **kwargs)
+    sequences = out if torch.is_tensor(out) else out["sequences"]
+    return processor.batch_decode(sequences, skip_special_tokens=True)[0].strip()

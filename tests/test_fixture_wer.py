@@ -1,0 +1,40 @@
+"""Real speech through the real converted tiny.en: every good fixture, WER against its table."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from asr_actor.audio import decode_audio
+from asr_actor.wer import word_errors
+from conftest import DATA, good_fixtures, reference_text, reference_transcribe
+
+_ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| [\d.]+ \| (?P<words>\d+) \| (?P<errors>\d+) \| [\d.]+ \|")
+
+
+def measured() -> dict[str, tuple[int, int]]:
+    """name -> (reference words, errors) as written in tests/data/README.md."""
+    rows = {}
+    for line in (DATA / "README.md").read_text(encoding="utf-8").splitlines():
+        if m := _ROW.match(line):
+            rows[m["name"]] = (int(m["words"]), int(m["errors"]))
+    return rows
+
+
+def test_table_covers_every_good_fixture():
+    assert set(measured()) == {p.name for p in good_fixtures()}
+
+
+@pytest.mark.parametrize("audio", good_fixtures(), ids=lambda p: p.name)
+def test_fixture_wer_within_measured(audio, hf_whisper):
+    model, processor = hf_whisper
+    words, errors = measured()[audio.name]
+    decoded = decode_audio(audio.read_bytes())
+    assert decoded.error is None
+    hypothesis = reference_transcribe(model, processor, decoded.waveform)
+    got = word_errors(reference_text(audio), hypothesis)
+    assert got.reference_words == words
+    allowed = errors + max(1, math.ceil(0.01 * words))
+    assert got.errors <= allowed, f"{audio.name}: {got.errors} errors ({got.wer:.1%}), hypothesis: {hypothesis}"
