@@ -50,12 +50,16 @@ def source_dir() -> Path:
     return path
 
 
+def default_cache_root() -> Path:
+    """``$ASR_BATCH_CACHE``, else ``$XDG_CACHE_HOME/asr-batch``, else ``~/.cache/asr-batch``."""
+    if root := os.environ.get("ASR_BATCH_CACHE"):
+        return Path(root).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asr-batch"
+
+
 def default_dest() -> Path:
-    """Where the converted folder is cached: ``$ASR_BATCH_CACHE`` or the user cache dir."""
-    root = os.environ.get("ASR_BATCH_CACHE") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    ) / "asr-batch"
-    return Path(root) / "models" / "whisper-tiny.en"
+    """Where the converted folder is cached by default."""
+    return default_cache_root() / "models" / "whisper-tiny.en"
 
 
 def sha256_file(path: Path) -> str:

@@ -57,3 +57,12 @@ def reference_transcribe(model, processor, waveform) -> str:
         out = model.generate(feats.input_features, num_beams=1, do_sample=False, **kwargs)
     sequences = out if torch.is_tensor(out) else out["sequences"]
     return processor.batch_decode(sequences, skip_special_tokens=True)[0].strip()
+
+
+@pytest.fixture(scope="session")
+def transcriber(offline_model_dir: Path):
+    """The project's transcriber on the converted tiny.en (chunked long-form, batch 8)."""
+    from asr_actor.config import ModelConfig, TranscriberConfig
+    from asr_actor.transcriber import Transcriber
+
+    return Transcriber(TranscriberConfig(model=ModelConfig(id=str(offline_model_dir))))

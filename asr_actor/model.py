@@ -1,0 +1,136 @@
+"""Load one Whisper model: where it comes from, and the device, dtype and attention policy.
+
+Policy: CUDA -> float16 (bfloat16 selectable), CPU -> float32. Attention ``auto`` takes
+``flash_attention_2`` when ``flash_attn`` imports and the GPU can run it (compute
+capability 8.0+, half precision), else ``sdpa``, else ``eager``. An explicit choice
+that cannot work fails with a message saying why. Weights load from safetensors only
+and never with remote code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from asr_actor.config import ModelConfig
+from asr_actor.model_source import resolve_model_source
+
+log = logging.getLogger(__name__)
+
+FLASH_ATTENTION_MIN_CAPABILITY = (8, 0)  # Ampere; flash-attn 2 does not run on older GPUs
+_HALF = ("float16", "bfloat16")
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be loaded as configured; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was actually loaded: recorded in run.json and on every output row."""
+
+    model_id: str  # as configured (hub id, folder, URL or offline:tiny.en)
+    revision: str | None  # as configured, or the commit hash the hub resolved
+    device: str
+    dtype: str
+    attention: str
+    multilingual: bool
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any  # WhisperForConditionalGeneration, in eval mode on its device
+    processor: Any  # WhisperProcessor
+    info: ModelInfo
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"model.device is {requested!r} but no CUDA device is visible; use 'auto' or 'cpu'")
+    return requested
+
+
+def resolve_dtype(requested: str, device: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "float16" if device.startswith("cuda") else "float32"
+    if device == "cpu" and requested in _HALF:
+        raise ModelLoadError(f"model.dtype {requested} on CPU: half precision is slow or unsupported there; use float32")
+    if requested == "bfloat16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        raise ModelLoadError("model.dtype bfloat16: this GPU does not support it; use float16")
+    return requested
+
+
+def _flash_attention_problem(device: str, dtype: str) -> str | None:
+    """Why flash_attention_2 cannot run here, or None when it can."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return "it needs a CUDA device"
+    if dtype not in _HALF:
+        return f"it needs float16 or bfloat16, not {dtype}"
+    if importlib.util.find_spec("flash_attn") is None:
+        return "the flash-attn package is not installed (pip install 'asr-batch[gpu]')"
+    capability = torch.cuda.get_device_capability(torch.device(device))
+    if capability < FLASH_ATTENTION_MIN_CAPABILITY:
+        return f"the GPU's compute capability {capability} is below {FLASH_ATTENTION_MIN_CAPABILITY}"
+    return None
+
+
+def resolve_attention(requested: str, device: str, dtype: str) -> str:
+    import torch.nn.functional as F
+
+    if requested == "auto":
+        if _flash_attention_problem(device, dtype) is None:
+            return "flash_attention_2"
+        return "sdpa" if hasattr(F, "scaled_dot_product_attention") else "eager"
+    if requested == "flash_attention_2" and (problem := _flash_attention_problem(device, dtype)):
+        raise ModelLoadError(f"model.attention flash_attention_2 cannot be used: {problem}")
+    if requested == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
+        raise ModelLoadError("model.attention sdpa needs torch >= 2.0")
+    return requested
+
+
+def load_model(cfg: ModelConfig) -> LoadedModel:
+    """Load model and processor as ``cfg`` asks; raise :class:`ModelLoadError` when it cannot."""
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    attention = resolve_attention(cfg.attention, device, dtype)
+    source = resolve_model_source(cfg)
+    common: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": False}
+    if source.local:
+        common["local_files_only"] = True
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(
+            source.path,
+            dtype=getattr(torch, dtype),
+            attn_implementation=attention,
+            low_cpu_mem_usage=True,
+            use_safetensors=True,
+            **common,
+        )
+        processor = WhisperProcessor.from_pretrained(source.path, **common)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load Whisper model {cfg.id!r}: {exc}") from exc
+    model.to(device).eval()
+    info = ModelInfo(
+        model_id=cfg.id,
+        revision=cfg.revision or getattr(model.config, "_commit_hash", None),
+        device=device,
+        dtype=dtype,
+        attention=model.config._attn_implementation,
+        multilingual=bool(getattr(model.generation_config, "is_multilingual", False)),
+    )
+    log.info("loaded %s on %s as %s with %s attention", cfg.id, device, dtype, info.attention)
+    return LoadedModel(model=model, processor=processor, info=info)
+

@@ -1,0 +1,81 @@
+"""CPU stages on a dict batch (one row per file): decode audio bytes, then cut windows and compute features.
+
+Both are plain functions of a columnar batch (``{column: sequence}``), so they run the
+same in a Ray Data ``map_batches`` stage, inside the transcriber, or in a unit test.
+A row that already carries an ``error`` passes through untouched; a row that fails
+here gets one and keeps going as an error row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from asr_actor.audio import decode_audio
+from asr_actor.config import AudioConfig
+from asr_actor.windows import WINDOW_SAMPLES, log_mel, plan_windows
+
+AUDIO = "audio"  # bytes of the encoded file
+WAVEFORM = "waveform"  # float32 16 kHz mono samples
+FEATURES = "features"  # [n_windows, n_mels, 3000] float32 log-mel; None = whole file goes to long-form
+WINDOWS = "windows"  # [n_windows, 2] int64 sample bounds [start, end)
+ERROR = "error"
+DURATION = "duration_s"
+HEAVY_COLUMNS = (AUDIO, WAVEFORM, FEATURES, WINDOWS)  # dropped from the output rows
+
+
+def batch_size_of(batch: Mapping[str, Any]) -> int:
+    sizes = {len(v) for v in batch.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"columns of unequal length in batch: {sorted(sizes)}")
+    return sizes.pop() if sizes else 0
+
+
+def column(batch: Mapping[str, Any], name: str, n: int) -> list[Any]:
+    """A column as a list, or ``n`` Nones when the batch does not have it."""
+    return list(batch[name]) if name in batch else [None] * n
+
+
+def decode_batch(batch: Mapping[str, Any], cfg: AudioConfig) -> dict[str, Any]:
+    """``audio`` bytes -> ``waveform``, ``duration_s`` and ``error`` (the bytes are dropped)."""
+    n = batch_size_of(batch)
+    out = {k: list(v) for k, v in batch.items() if k != AUDIO}
+    errors, data = column(batch, ERROR, n), column(batch, AUDIO, n)
+    waveforms, durations = [None] * n, [0.0] * n
+    for i in range(n):
+        if errors[i] is not None:
+            continue
+        if data[i] is None:
+            errors[i] = "decode: no audio bytes in the row"
+            continue
+        result = decode_audio(bytes(data[i]), cfg.max_duration_s)
+        waveforms[i], durations[i], errors[i] = result.waveform, result.duration_s, result.error
+    out.update({WAVEFORM: waveforms, DURATION: durations, ERROR: errors})
+    return out
+
+
+def features_batch(
+    batch: Mapping[str, Any], cfg: AudioConfig, feature_extractor: Any, windowed_long_form: bool = True
+) -> dict[str, Any]:
+    """``waveform`` -> ``windows`` and their log-mel ``features``.
+
+    With ``windowed_long_form`` False (the sequential long-form option), audio over 30 s
+    keeps its waveform and gets no windows: transformers' long-form ``generate`` cuts it.
+    """
+    n = batch_size_of(batch)
+    out = {k: list(v) for k, v in batch.items()}
+    waveforms, errors = column(batch, WAVEFORM, n), column(batch, ERROR, n)
+    features, windows = [None] * n, [None] * n
+    for i in range(n):
+        w = waveforms[i]
+        if errors[i] is not None or w is None:
+            continue
+        if len(w) > WINDOW_SAMPLES and not windowed_long_form:
+            continue
+        plan = plan_windows(w, cfg.min_window_s)
+        windows[i] = np.array([[p.start, p.end] for p in plan], dtype=np.int64)
+        features[i] = log_mel(feature_extractor, [w[p.start : p.end] for p in plan])
+        waveforms[i] = None  # the windows carry everything the model needs
+    out.update({WAVEFORM: waveforms, FEATURES: features, WINDOWS: windows})
+    return out

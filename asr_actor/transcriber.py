@@ -1,0 +1,181 @@
+"""The transcriber: one Whisper model, a dict batch of files in, one result per file out.
+
+A plain callable class (the Ray Data actor of the job, and usable with no Ray at all):
+``Transcriber(config)(batch)``. The batch has one row per file and carries either
+encoded ``audio`` bytes, a decoded ``waveform``, or the ``windows`` and ``features``
+of the CPU stages (``asr_actor.prepare``). Windows of every file in the batch are
+packed into full model batches; each file's windows are stitched back into one row
+with ``text``, ``segments``, ``language``, ``duration_s`` and ``error``. A bad row
+never disturbs the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from asr_actor.audio import SAMPLE_RATE
+from asr_actor.config import TASKS, TranscriberConfig
+from asr_actor.decoding import STAGE, WindowRequest, decode_windows, detect_languages
+from asr_actor.longform import transcribe_sequential
+from asr_actor.model import LoadedModel, load_model
+from asr_actor.prepare import (
+    AUDIO, DURATION, ERROR, FEATURES, HEAVY_COLUMNS, WAVEFORM, WINDOWS,
+    batch_size_of, column, decode_batch, features_batch,
+)
+from asr_actor.segments import Segment, stitch, to_segments
+
+log = logging.getLogger(__name__)
+RESULT_COLUMNS = ("text", "segments", "language", DURATION, ERROR)
+
+
+@dataclass
+class _Row:
+    """Working state of one file while its batch is transcribed."""
+
+    task: str | None = None
+    language: str | None = None
+    error: str | None = None
+    segments: list[Segment] | None = None
+
+
+class Transcriber:
+    """Holds one Whisper model; ``__call__`` transcribes a dict batch of files."""
+
+    def __init__(self, config: TranscriberConfig) -> None:
+        self.config = config
+        self.loaded: LoadedModel = load_model(config.model)
+        gen = self.loaded.model.generation_config
+        self._languages = {k.strip("<|>") for k in (getattr(gen, "lang_to_id", None) or {})}
+
+    @property
+    def info(self):
+        """The effective model id, device, dtype and attention (a :class:`ModelInfo`)."""
+        return self.loaded.info
+
+    def prepare(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """The CPU stages this batch still lacks: decoding, then windows and features."""
+        out = dict(batch)
+        if AUDIO in out and WAVEFORM not in out and FEATURES not in out:
+            out = decode_batch(out, self.config.audio)
+        n = batch_size_of(out)
+        if DURATION not in out:
+            out[DURATION] = [0.0 if w is None else len(w) / SAMPLE_RATE for w in column(out, WAVEFORM, n)]
+        if FEATURES not in out:
+            chunked = self.config.decoding.long_form == "chunked"
+            out = features_batch(out, self.config.audio, self.loaded.processor.feature_extractor, chunked)
+        return out
+
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, list]:
+        started = time.perf_counter()
+        batch = self.prepare(batch)
+        n = batch_size_of(batch)
+        rows = [self._options(batch, i) for i in range(n)]
+        self._detect(batch, rows)
+        windows = self._decode_chunked(batch, rows)
+        self._decode_sequential(batch, rows)
+        out = {k: list(v) for k, v in batch.items() if k not in HEAVY_COLUMNS}
+        out.update(self._results(rows))
+        out[DURATION] = [float(d or 0.0) for d in batch[DURATION]]
+        log.info("transcribed %d files (%d windows) in %.2f s", n, windows, time.perf_counter() - started)
+        return out
+
+    def _options(self, batch: Mapping[str, Any], i: int) -> _Row:
+        """The row's task and language, from the row or the config, checked against the model."""
+        error = column(batch, ERROR, batch_size_of(batch))[i]
+        if error is not None:
+            return _Row(error=str(error))
+        d = self.config.decoding
+        task = column(batch, "task", batch_size_of(batch))[i] or d.task
+        language = column(batch, "language", batch_size_of(batch))[i] or d.language
+        model = self.config.model.id
+        if task not in TASKS:
+            return _Row(error=f"{STAGE}: unknown task {task!r} (expected one of {TASKS})")
+        if not self.info.multilingual:
+            if task == "translate":
+                return _Row(error=f"{STAGE}: model {model} is English-only and cannot translate")
+            if language not in (None, "en"):
+                return _Row(error=f"{STAGE}: model {model} is English-only, cannot take language {language!r}")
+            return _Row(task=task, language="en")
+        if language is not None and language not in self._languages:
+            return _Row(error=f"{STAGE}: model {model} does not know language {language!r}")
+        return _Row(task=task, language=language)
+
+    def _detect(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
+        """Detect the language of multilingual rows that have none, from their first window."""
+        need = [i for i, r in enumerate(rows) if r.error is None and r.language is None]
+        if not need:
+            return
+        features = batch[FEATURES]
+        firsts = [features[i][0] if features[i] is not None else self._first_window(batch, i) for i in need]
+        for i, code in zip(need, detect_languages(self.loaded, firsts, self.config.decoding.batch_size)):
+            if code.startswith(f"{STAGE}:"):
+                rows[i].error = code
+            else:
+                rows[i].language = code
+
+    def _first_window(self, batch: Mapping[str, Any], i: int):
+        from asr_actor.windows import WINDOW_SAMPLES, log_mel
+
+        return log_mel(self.loaded.processor.feature_extractor, [batch[WAVEFORM][i][:WINDOW_SAMPLES]])[0]
+
+    def _decode_chunked(self, batch: Mapping[str, Any], rows: list[_Row]) -> int:
+        """Decode every window of every windowed row in packed batches; returns the window count."""
+        reqs, owners = [], []
+        for i, row in enumerate(rows):
+            if row.error is None and batch[FEATURES][i] is not None:
+                for w, (start, end) in enumerate(batch[WINDOWS][i]):
+                    feats = batch[FEATURES][i][w]
+                    reqs.append(WindowRequest(feats, row.task, row.language, (end - start) / SAMPLE_RATE))
+                    owners.append((i, w))
+        per_row: dict[int, list] = {}
+        for (i, w), raw in zip(owners, decode_windows(self.loaded, reqs, self.config.decoding)):
+            per_row.setdefault(i, []).append((w, raw))
+        for i, parts in per_row.items():
+            failed = [raw for _, raw in parts if isinstance(raw, str)]
+            if failed:
+                rows[i].error = failed[0]
+                continue
+            bounds = batch[WINDOWS][i]
+            rows[i].segments = [
+                seg
+                for w, raw in sorted(parts, key=lambda p: p[0])
+                for seg in to_segments(
+                    raw, self._decode_text, bounds[w][0] / SAMPLE_RATE, (bounds[w][1] - bounds[w][0]) / SAMPLE_RATE
+                )
+            ]
+        return len(reqs)
+
+    def _decode_text(self, ids: list[int]) -> str:
+        return self.loaded.processor.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def _decode_sequential(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
+        """Rows left for transformers' long-form generate (``decoding.long_form: sequential``)."""
+        idx = [i for i, r in enumerate(rows) if r.error is None and r.segments is None and batch[WAVEFORM][i] is not None]
+        if not idx:
+            return
+        results = transcribe_sequential(
+            self.loaded, [batch[WAVEFORM][i] for i in idx], [rows[i].task for i in idx],
+            [rows[i].language for i in idx], self.config.decoding,
+        )
+        for i, result in zip(idx, results):
+            if isinstance(result, str):
+                rows[i].error = result
+            else:
+                rows[i].segments = to_segments(result, self._decode_text, 0.0, len(batch[WAVEFORM][i]) / SAMPLE_RATE)
+
+    @staticmethod
+    def _results(rows: list[_Row]) -> dict[str, list]:
+        out: dict[str, list] = {k: [] for k in RESULT_COLUMNS if k != DURATION}
+        for row in rows:
+            if row.error is None and row.segments is None:
+                row.error = f"{STAGE}: no windows were produced for this row"
+            ok = row.error is None
+            text, segments = stitch([row.segments]) if ok else (None, [])
+            out["text"].append(text)
+            out["segments"].append([s.as_dict() for s in segments])
+            out["language"].append(row.language if ok else None)
+            out[ERROR].append(row.error)
+        return out

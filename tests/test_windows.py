@@ -1,0 +1,85 @@
+"""Window planning and segment parsing: pure logic on synthetic signals and token lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asr_actor.audio import SAMPLE_RATE
+from asr_actor.segments import Segment, stitch, to_segments
+from asr_actor.windows import WINDOW_SAMPLES, plan_windows
+
+
+def _speech_with_gaps(total_s: float, gaps_s: list[float], gap_len_s: float = 0.4) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    w = (0.3 * rng.standard_normal(int(total_s * SAMPLE_RATE))).astype(np.float32)
+    for g in gaps_s:
+        w[int(g * SAMPLE_RATE) : int((g + gap_len_s) * SAMPLE_RATE)] = 0.0
+    return w
+
+
+def _check_cover(windows, total):
+    assert windows[0].start == 0 and windows[-1].end == total
+    for a, b in zip(windows, windows[1:]):
+        assert a.end == b.start  # contiguous: no sample lost or repeated
+    assert all(0 < w.end - w.start <= WINDOW_SAMPLES for w in windows)
+
+
+def test_short_audio_is_one_window():
+    for seconds in (0.1, 12.0, 30.0):
+        w = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+        assert len(plan_windows(w, 20.0)) == 1
+
+
+def test_cuts_fall_in_the_gaps():
+    gaps = [24.0, 51.0, 77.5]
+    w = _speech_with_gaps(100.0, gaps)
+    windows = plan_windows(w, 20.0)
+    _check_cover(windows, len(w))
+    assert len(windows) == 4
+    for cut, gap in zip([x.end for x in windows[:-1]], gaps):
+        assert gap * SAMPLE_RATE <= cut <= (gap + 0.4) * SAMPLE_RATE
+
+
+def test_gapless_audio_still_gets_windows_of_at_most_30s():
+    w = _speech_with_gaps(95.0, [])
+    windows = plan_windows(w, 20.0)
+    _check_cover(windows, len(w))
+    assert all(w_.end - w_.start >= 20 * SAMPLE_RATE for w_ in windows[:-1])
+
+
+def _decode(ids):
+    return " ".join(f"w{i}" for i in ids)
+
+
+def test_to_segments_offsets_clamps_and_drops_empty():
+    raw = [(0.0, 2.4, [1, 2]), (2.4, 2.4, []), (2.4, 5.0, [3]), (27.0, 30.0, [4])]
+    segs = to_segments(raw, _decode, offset_s=60.0, limit_s=28.0)
+    assert segs == [Segment(60.0, 62.4, "w1 w2"), Segment(62.4, 65.0, "w3"), Segment(87.0, 88.0, "w4")]
+
+
+def test_to_segments_keeps_times_in_order():
+    segs = to_segments([(3.0, 4.0, [1]), (2.0, 5.0, [2])], _decode, 0.0, 10.0)
+    assert [(s.start, s.end) for s in segs] == [(3.0, 4.0), (4.0, 5.0)]
+
+
+def test_stitch_joins_in_order():
+    text, segs = stitch([[Segment(0, 1, "Hello there.")], [Segment(30, 31, "General Kenobi.")]])
+    assert text == "Hello there. General Kenobi." and len(segs) == 2
+
+
+@pytest.mark.parametrize("failing", [set(), {3}, {0, 5}])
+def test_failed_batches_are_split_down_to_the_bad_item(failing):
+    from asr_actor.decoding import run_in_batches
+
+    calls = []
+
+    def fn(idx):
+        calls.append(list(idx))
+        if failing & set(idx):
+            raise RuntimeError("CUDA out of memory")
+        return [f"ok{i}" for i in idx]
+
+    out = run_in_batches(6, lambda i: "transcribe", lambda i: float(i), 6, fn)
+    for i, r in enumerate(out):
+        assert r == ("transcribe: RuntimeError: CUDA out of memory" if i in failing else f"ok{i}")
