@@ -19,25 +19,26 @@ CHUNK_LENGTH = 30  # s, one encoder window
 HOP_LENGTH = 160  # samples between mel frames
 N_FFT = 400  # samples per STFT frame
 
-EOS_ID = 50256  # <|endoftext|>, also pad and unk
-SOT_ID = 50257  # <|startoftranscript|>: bos and decoder start
+EOS = "<|endoftext|>"  # also pad and unk
+SOT = "<|startoftranscript|>"  # bos and decoder start
 NO_TIMESTAMPS = "<|notimestamps|>"
 _TIMESTAMP_RE = re.compile(r"^<\|\d+\.\d\d\|>$")
 MULTILINGUAL_VOCAB = 51865  # vocab sizes from here up carry the translate/transcribe tokens
 
 
-def model_config(architecture: Mapping[str, Any]) -> dict[str, Any]:
+def model_config(architecture: Mapping[str, Any], vocab: list[str]) -> dict[str, Any]:
     """``WhisperConfig`` keyword arguments: architecture read off the weights plus token ids.
 
     Suppressed tokens live in ``generation_config.json`` only: transformers 5 warns when
     the model config carries generation parameters too.
     """
+    eos, sot = vocab.index(EOS), vocab.index(SOT)
     return {
         **architecture,
-        "pad_token_id": EOS_ID,
-        "bos_token_id": SOT_ID,
-        "eos_token_id": EOS_ID,
-        "decoder_start_token_id": SOT_ID,
+        "pad_token_id": eos,
+        "bos_token_id": sot,
+        "eos_token_id": eos,
+        "decoder_start_token_id": sot,
     }
 
 
@@ -45,16 +46,16 @@ def generation_config(
     architecture: Mapping[str, Any], ct2_config: Mapping[str, Any], vocab: list[str]
 ) -> dict[str, Any]:
     """The ``generation_config.json`` that Whisper's ``generate`` reads its prompts from."""
-    no_ts = vocab.index(NO_TIMESTAMPS)
+    no_ts, eos, sot = vocab.index(NO_TIMESTAMPS), vocab.index(EOS), vocab.index(SOT)
     multilingual = architecture["vocab_size"] >= MULTILINGUAL_VOCAB
     cfg: dict[str, Any] = {
         "alignment_heads": [list(h) for h in ct2_config["alignment_heads"]],
         "begin_suppress_tokens": list(ct2_config["suppress_ids_begin"]),
         "suppress_tokens": list(ct2_config["suppress_ids"]),
-        "bos_token_id": SOT_ID,
-        "decoder_start_token_id": SOT_ID,
-        "eos_token_id": EOS_ID,
-        "pad_token_id": EOS_ID,
+        "bos_token_id": sot,
+        "decoder_start_token_id": sot,
+        "eos_token_id": eos,
+        "pad_token_id": eos,
         "no_timestamps_token_id": no_ts,
         "prev_sot_token_id": vocab.index("<|startofprev|>"),
         "max_initial_timestamp_index": 50,  # 1 s: the first timestamp may not start later
@@ -113,10 +114,10 @@ def tokenizer_config(architecture: Mapping[str, Any], tokenizer: Mapping[str, An
     return {
         "extra_special_tokens": special,
         "tokenizer_class": "WhisperTokenizer",
-        "bos_token": "<|endoftext|>",
-        "eos_token": "<|endoftext|>",
-        "unk_token": "<|endoftext|>",
-        "pad_token": "<|endoftext|>",
+        "bos_token": EOS,
+        "eos_token": EOS,
+        "unk_token": EOS,
+        "pad_token": EOS,
         "add_prefix_space": False,
         "errors": "replace",
         "model_max_length": architecture["max_target_positions"],

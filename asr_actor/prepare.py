@@ -49,6 +49,9 @@ def decode_batch(batch: Mapping[str, Any], cfg: AudioConfig) -> dict[str, Any]:
         if data[i] is None:
             errors[i] = "decode: no audio bytes in the row"
             continue
+        if cfg.max_bytes is not None and len(data[i]) > cfg.max_bytes:
+            errors[i] = f"decode: file is {len(data[i])} bytes, over the {cfg.max_bytes} byte limit"
+            continue
         result = decode_audio(bytes(data[i]), cfg.max_duration_s)
         waveforms[i], durations[i], errors[i] = result.waveform, result.duration_s, result.error
     out.update({WAVEFORM: waveforms, DURATION: durations, ERROR: errors})

@@ -23,6 +23,46 @@ def _prepare_offline_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_transformers() -> None:
+    """No weight-loading progress bars or transformers' own deprecation chatter on a CLI."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".webm", ".mkv", ".aac")
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    import json
+
+    from asr_actor.config import ConfigError, TranscriberConfig, from_mapping
+    from asr_actor.model import ModelLoadError
+    from jobs.local_transcribe import expand, transcribe_files
+
+    _quiet_transformers()
+    try:
+        cfg = from_mapping(TranscriberConfig, {
+            "model": {k: v for k, v in {"id": args.model, "device": args.device}.items() if v is not None},
+            "decoding": {k: v for k, v in {"batch_size": args.batch_size, "task": args.task,
+                                           "language": args.language, "long_form": args.long_form}.items() if v is not None},
+        })
+        paths = expand(args.inputs, AUDIO_SUFFIXES)
+        if not paths:
+            raise ConfigError(f"no audio files in {args.inputs}")
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as out:
+                summary = transcribe_files(cfg, paths, out)
+        else:
+            summary = transcribe_files(cfg, paths, sys.stdout)
+    except (ConfigError, ModelLoadError) as exc:
+        print(f"asr-batch: {exc}", file=sys.stderr)
+        return 2
+    print("summary: " + json.dumps(summary), file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-batch",
@@ -38,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prep.add_argument("--dest", help="target folder (default: $ASR_BATCH_CACHE or ~/.cache/asr-batch/models/whisper-tiny.en)")
     prep.set_defaults(handler=_prepare_offline_model)
+
+    tr = sub.add_parser(
+        "transcribe",
+        help="transcribe local files or folders in this process (no Ray), one JSON line per file",
+        description="Transcribe local audio files (folders are searched for audio by extension) with one "
+        "model in this process: windows of all files are packed into full batches. Writes one JSON line "
+        "per file (text, segments, language, duration_s, error) and a summary line on stderr.",
+    )
+    tr.add_argument("inputs", nargs="+", help="audio files or folders")
+    tr.add_argument("--model", help="hub id, local folder, fsspec URL or offline:tiny.en (default)")
+    tr.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    tr.add_argument("--batch-size", type=int, help="30 s windows per generate() call (default 8)")
+    tr.add_argument("--task", choices=["transcribe", "translate"], help="default transcribe")
+    tr.add_argument("--language", help="language code; default: detected (multilingual) or en")
+    tr.add_argument("--long-form", choices=["chunked", "sequential"], help="long-audio algorithm (default chunked)")
+    tr.add_argument("--output", "-o", help="write the JSON lines here instead of stdout")
+    tr.set_defaults(handler=_transcribe)
     return parser
 
 

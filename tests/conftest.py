@@ -66,3 +66,19 @@ def transcriber(offline_model_dir: Path):
     from asr_actor.transcriber import Transcriber
 
     return Transcriber(TranscriberConfig(model=ModelConfig(id=str(offline_model_dir))))
+
+
+@pytest.fixture(scope="session")
+def reference_transcript(hf_whisper):
+    """``path -> transformers' own transcript`` (computed once per file per session)."""
+    from asr_actor.audio import decode_audio
+
+    model, processor = hf_whisper
+    cache: dict[Path, str] = {}
+
+    def get(path: Path) -> str:
+        if path not in cache:
+            cache[path] = reference_transcribe(model, processor, decode_audio(path.read_bytes()).waveform)
+        return cache[path]
+
+    return get

@@ -10,7 +10,7 @@ import pytest
 from asr_actor.audio import decode_audio
 from asr_actor.config import DecodingConfig
 from asr_actor.wer import word_errors
-from conftest import BAD, GOOD, good_fixtures, reference_text, reference_transcribe
+from conftest import BAD, GOOD, good_fixtures, reference_text
 
 LONG = GOOD / "long_pauses.ogg"
 SHORT = ["wav16k_mono.wav", "flac16k_mono.flac", "aac24k_mono.m4a", "opus48k_mono.ogg"]
@@ -21,10 +21,8 @@ def _batch(paths, **extra):
 
 
 @pytest.fixture(scope="module")
-def long_reference_wer(hf_whisper):
-    model, processor = hf_whisper
-    hyp = reference_transcribe(model, processor, decode_audio(LONG.read_bytes()).waveform)
-    return word_errors(reference_text(LONG), hyp).wer
+def long_reference_wer(reference_transcript):
+    return word_errors(reference_text(LONG), reference_transcript(LONG)).wer
 
 
 def test_mixed_batch_one_result_per_row(transcriber, long_reference_wer):
@@ -85,8 +83,7 @@ def test_short_files_cost_one_window(transcriber):
     assert prepared["features"][0].shape == (1, 80, 3000)
 
 
-def test_sequential_option_is_transformers_long_form(transcriber, hf_whisper):
-    model, processor = hf_whisper
+def test_sequential_option_is_transformers_long_form(transcriber, reference_transcript):
     waveform = decode_audio(LONG.read_bytes()).waveform
     original = transcriber.config
     transcriber.config = dataclasses.replace(original, decoding=DecodingConfig(long_form="sequential"))
@@ -95,7 +92,7 @@ def test_sequential_option_is_transformers_long_form(transcriber, hf_whisper):
     finally:
         transcriber.config = original
     assert out["error"][0] is None
-    assert out["text"][0] == reference_transcribe(model, processor, waveform)
+    assert out["text"][0] == reference_transcript(LONG)
     assert out["segments"][0][0]["start"] == 0.0
 
 

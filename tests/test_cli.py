@@ -1,0 +1,38 @@
+"""``asr-batch transcribe`` as a user runs it: a subprocess on real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import BAD, GOOD
+
+
+def _cli(*args, env_dir):
+    import os
+
+    env = {**os.environ, "ASR_BATCH_CACHE": str(env_dir)}
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_transcribe_writes_one_line_per_file_and_a_summary(offline_model_dir, tmp_path):
+    out_file = tmp_path / "out.jsonl"
+    files = [GOOD / "flac16k_mono.flac", BAD / "empty.wav", tmp_path / "missing.wav"]
+    proc = _cli("transcribe", "--model", str(offline_model_dir), *map(str, files), "-o", str(out_file), env_dir=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [str(f) for f in files]
+    assert rows[0]["error"] is None and "corrupt file should never stop" in rows[0]["text"].lower()
+    assert rows[1]["error"] == "decode: empty file (0 bytes)"
+    assert rows[2]["error"].startswith("fetch: cannot read") and rows[2]["text"] is None
+    summary = json.loads(proc.stderr.split("summary: ", 1)[1])
+    assert (summary["files_ok"], summary["files_failed"]) == (1, 2)
+    assert summary["model"]["dtype"] == "float32" and summary["rtfx"] > 0
+    assert "Loading weights" not in proc.stderr
+
+
+def test_bad_options_exit_2_with_one_line(tmp_path):
+    proc = _cli("transcribe", "--batch-size", "0", str(GOOD), env_dir=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "asr-batch: decoding.batch_size must be >= 1, got 0"
