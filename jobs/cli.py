@@ -63,6 +63,58 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary_line(s: dict) -> str:
+    return (f"done: {s['ok']} ok, {s['failed']} failed, {s['skipped']} skipped; {s['audio_hours']:.4f} h audio "
+            f"in {s['wall_s']:.1f} s wall, RTFx {s['rtfx']}; output {s['output']}")
+
+
+def _run_or_resume(args: argparse.Namespace) -> int:
+    import json
+
+    from asr_actor.config import ConfigError
+    from asr_actor.model import ModelLoadError
+    from jobs import storage
+    from jobs.config import load_config
+    from jobs.manifest import ManifestError
+    from jobs.pipeline import JobError, run_job
+    from jobs.run_folder import RunFolder
+
+    _quiet_transformers()
+    try:
+        if args.command == "resume":
+            uri = args.run_uri.rstrip("/")
+            recorded = RunFolder(uri).read_json("run.json")["config"] if storage.exists(storage.join(uri, "run.json")) else None
+            if recorded is None:
+                raise JobError(f"{storage.redact(uri)}: no run.json here, nothing to resume")
+            recorded.update(output=storage.parent(uri), run_id=uri.rsplit("/", 1)[-1])
+            cfg = load_config(None, args.set, **recorded)
+        else:
+            cfg = load_config(args.config, args.set, input=args.input, output=args.output, run_id=args.run_id)
+        summary = run_job(cfg, resume=args.command == "resume")
+    except (ConfigError, ManifestError, JobError, ModelLoadError) as exc:
+        print(f"asr-batch: {exc}", file=sys.stderr)
+        return 2
+    print(_summary_line(summary))
+    print("summary: " + json.dumps(summary), file=sys.stderr)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from jobs.evaluate import EvaluateError, evaluate_run
+
+    try:
+        report = evaluate_run(args.run_uri, args.references)
+    except EvaluateError as exc:
+        print(f"asr-batch: {exc}", file=sys.stderr)
+        return 2
+    for row in report["rows"]:
+        print(json.dumps(row, ensure_ascii=False))
+    print(json.dumps(report["overall"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-batch",
@@ -95,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--long-form", choices=["chunked", "sequential"], help="long-audio algorithm (default chunked)")
     tr.add_argument("--output", "-o", help="write the JSON lines here instead of stdout")
     tr.set_defaults(handler=_transcribe)
+
+    run = sub.add_parser("run", help="run the Ray Data job over a manifest or prefix into a new run folder")
+    run.add_argument("config", help="YAML job config (see configs/)")
+    run.add_argument("--input", help="manifest (Parquet, CSV, JSONL) or prefix; overrides the config")
+    run.add_argument("--output", help="run root; the run folder is OUTPUT/RUN_ID")
+    run.add_argument("--run-id", help="default: a UTC timestamp")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. decoding.batch_size=16")
+    run.set_defaults(handler=_run_or_resume)
+
+    res = sub.add_parser("resume", help="finish a run from its folder: ids already in data/ are skipped")
+    res.add_argument("run_uri", help="the run folder (OUTPUT/RUN_ID)")
+    res.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recorded config key (resources, not the model)")
+    res.set_defaults(handler=_run_or_resume)
+
+    ev = sub.add_parser("evaluate", help="WER per row and overall of a run against references (CSV or JSONL id,text)")
+    ev.add_argument("run_uri")
+    ev.add_argument("--references", required=True, help="CSV or JSONL with columns id and text")
+    ev.set_defaults(handler=_evaluate)
     return parser
 
 

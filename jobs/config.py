@@ -1,0 +1,138 @@
+"""The job's config: YAML -> frozen :class:`JobConfig`, validated before ``ray.init()``.
+
+``--set key=value`` overrides are applied to the YAML mapping first (the value is
+parsed as YAML, so ``--set decoding.batch_size=32`` is an int), then the whole thing
+goes through the same typed, unknown-key-rejecting builder as the transcriber's config.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from asr_actor.config import (
+    AudioConfig, ConfigError, DecodingConfig, ModelConfig, TranscriberConfig, _check, from_mapping,
+)
+
+
+@dataclass(frozen=True)
+class PrepareStage:
+    """The CPU stage: fetch, decode, windows and log-mel features."""
+
+    batch_size: int = 4  # files per task
+    num_cpus: float = 1.0  # per task
+    concurrency: int = 2  # tasks in flight; enough that the model stage never waits
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1 and self.concurrency >= 1, "stages.prepare: batch_size and concurrency >= 1")
+
+
+@dataclass(frozen=True)
+class TranscribeStage:
+    """The model stage: an autoscaling pool of actors, one model each."""
+
+    min_actors: int = 1
+    max_actors: int = 1
+    batch_size: int = 8  # files per actor call; their windows are packed by decoding.batch_size
+    num_gpus: float = 0.0  # per actor; 1 on GPU nodes
+    num_cpus: float = 1.0  # per actor
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.min_actors <= self.max_actors, "stages.transcribe: need 1 <= min_actors <= max_actors")
+        _check(self.batch_size >= 1, "stages.transcribe.batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class WriteStage:
+    """The writer: one Parquet part per batch of results."""
+
+    batch_size: int = 16  # rows per part
+    num_cpus: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "stages.write.batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class Stages:
+    prepare: PrepareStage = field(default_factory=PrepareStage)
+    transcribe: TranscribeStage = field(default_factory=TranscribeStage)
+    write: WriteStage = field(default_factory=WriteStage)
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str | None = None  # None: RAY_ADDRESS if set (ray job submit), else a local cluster
+    num_cpus: int | None = None  # logical CPUs of a local cluster; more than cores leaves room for Ray's helpers
+    no_progress_timeout_s: float = 900.0  # fail instead of hanging when no stage makes progress
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One run of the job."""
+
+    input: str  # manifest (Parquet, CSV, JSONL) or prefix of audio objects; any fsspec URL or path
+    output: str  # run root: the run folder is <output>/<run_id>/
+    run_id: str | None = None  # None: a UTC timestamp
+    model: ModelConfig = field(default_factory=ModelConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    stages: Stages = field(default_factory=Stages)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def transcriber(self) -> TranscriberConfig:
+        return TranscriberConfig(model=self.model, decoding=self.decoding, audio=self.audio)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes a transcript (not batch sizes or resources)."""
+        decoding = {k: v for k, v in dataclasses.asdict(self.decoding).items() if k != "batch_size"}
+        relevant = {
+            "model": {"id": self.model.id, "revision": self.model.revision, "dtype": self.model.dtype},
+            "decoding": decoding,
+            "audio": {"min_window_s": self.audio.min_window_s, "max_duration_s": self.audio.max_duration_s},
+        }
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``key.sub=value`` strings applied onto a copy of ``data``."""
+    out = copy.deepcopy(dict(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = (), **fields: Any) -> JobConfig:
+    """Read YAML at ``path`` (or start empty), apply overrides and CLI fields, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read the config ({exc})") from exc
+    data = apply_overrides(data, overrides)
+    data.update({k: v for k, v in fields.items() if v is not None})
+    for required in ("input", "output"):
+        if not data.get(required):
+            raise ConfigError(f"{path or 'config'}: {required!r} is required (in the YAML or as --{required})")
+    return from_mapping(JobConfig, data)
+
+
+def config_to_dict(cfg: JobConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

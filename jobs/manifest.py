@@ -1,0 +1,92 @@
+"""Read and check the job's input: a manifest file (Parquet, CSV, JSONL) or a prefix of audio objects.
+
+Problems with the manifest itself (unreadable, no ``uri`` column, duplicate ids) stop
+the job before any work, with a message naming the file and the problem. Relative
+``uri`` values are resolved against the manifest's folder, so the frozen copy in the
+run folder is self-contained.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs import storage
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".webm", ".mkv", ".aac")
+MANIFEST_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+
+
+class ManifestError(ValueError):
+    """The manifest cannot be used; nothing has been processed."""
+
+
+def _read_file(uri: str) -> pa.Table:
+    import pyarrow.csv as pcsv
+    import pyarrow.json as pjson
+    import pyarrow.parquet as pq
+
+    data = storage.read_bytes(uri)
+    lower = uri.lower()
+    if lower.endswith(".parquet"):
+        return pq.read_table(io.BytesIO(data))
+    if lower.endswith(".csv"):
+        return pcsv.read_csv(io.BytesIO(data))
+    return pjson.read_json(io.BytesIO(data))
+
+
+def _list_prefix(uri: str) -> pa.Table:
+    fs, root = storage.fs_and_path(uri)
+    found = fs.find(root, detail=True)
+    scheme = uri.split("://", 1)[0] + "://" if "://" in uri and not uri.startswith("file://") else ""
+    rows = [
+        (scheme + path, int(info.get("size") or 0), str(info.get("ETag") or info.get("etag") or info.get("mtime") or ""))
+        for path, info in sorted(found.items())
+        if path.lower().endswith(AUDIO_SUFFIXES)
+    ]
+    if not rows:
+        raise ManifestError(f"{storage.redact(uri)}: no audio files ({', '.join(AUDIO_SUFFIXES)}) under this prefix")
+    uris, sizes, tags = zip(*rows)
+    return pa.table({"id": list(uris), "uri": list(uris), "size": list(sizes), "etag": list(tags)})
+
+
+def _is_prefix(uri: str) -> bool:
+    if uri.endswith("/"):
+        return True
+    if uri.lower().endswith(MANIFEST_SUFFIXES):
+        return False
+    fs, path = storage.fs_and_path(uri)
+    return fs.isdir(path)
+
+
+def read_manifest(uri: str) -> pa.Table:
+    """The checked manifest: string ``id`` and absolute ``uri`` first, other columns after."""
+    shown = storage.redact(uri)
+    try:
+        if _is_prefix(uri):
+            return _list_prefix(uri)
+        table = _read_file(uri)
+    except ManifestError:
+        raise
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise ManifestError(f"{shown}: cannot read the manifest ({type(exc).__name__}: {exc})") from exc
+    if "uri" not in table.column_names:
+        raise ManifestError(f"{shown}: no 'uri' column (columns: {table.column_names})")
+    if table.num_rows == 0:
+        raise ManifestError(f"{shown}: the manifest has no rows")
+    uris = table.column("uri").cast(pa.string())
+    if uris.null_count:
+        raise ManifestError(f"{shown}: {uris.null_count} row(s) have an empty 'uri'")
+    base = storage.parent(uri)
+    uris = pa.array([storage.absolute(u, base) for u in uris.to_pylist()], pa.string())
+    ids = table.column("id").cast(pa.string()) if "id" in table.column_names else uris
+    if pc.count(ids, mode="only_null").as_py():
+        raise ManifestError(f"{shown}: some rows have an empty 'id'")
+    counts = pc.value_counts(ids)
+    dups = [c["values"].as_py() for c in counts if c["counts"].as_py() > 1]
+    if dups:
+        raise ManifestError(f"{shown}: duplicate ids ({len(dups)}), e.g. {dups[:3]}")
+    rest = [c for c in table.column_names if c not in ("id", "uri")]
+    return pa.table([ids, uris, *(table.column(c) for c in rest)], names=["id", "uri", *rest])

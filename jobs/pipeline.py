@@ -1,0 +1,157 @@
+"""The job as a short recipe of named stages on Ray Data.
+
+    plan -> prepare (fetch, decode, features; CPU tasks) -> transcribe (actor pool)
+         -> write (Parquet parts) -> finalize (deduplicate, _SUCCESS)
+
+``plan`` freezes the manifest and run.json on a new run, or reads them back on resume
+and drops the ids already in ``data/``. The driver only counts the small rows that
+the write stage returns, printing progress as parts land.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any
+
+import pyarrow as pa
+
+from asr_actor.schema import output_schema
+from jobs import storage
+from jobs.config import JobConfig, config_to_dict
+from jobs.manifest import read_manifest
+from jobs.run_folder import RunFolder, summarize
+from jobs.stages import PrepareStage, TranscribeActor, WriteStage
+
+log = logging.getLogger(__name__)
+_VERSIONS = ("asr-batch", "torch", "transformers", "ray", "pyarrow", "av", "fsspec", "s3fs")
+
+
+class JobError(RuntimeError):
+    """The job itself cannot run (as opposed to one bad input, which is an error row)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    folder: RunFolder
+    run_id: str
+    manifest: pa.Table  # the frozen manifest
+    todo: pa.Table  # its rows not yet in data/
+    skipped: int  # rows already done before this attempt
+
+
+def _versions() -> dict[str, str | None]:
+    out = {}
+    for name in _VERSIONS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def plan(cfg: JobConfig, resume: bool) -> Plan:
+    """Freeze (new run) or reload (resume) the run folder and pick the rows still to do."""
+    run_id = cfg.run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    folder = RunFolder(storage.join(cfg.output, run_id))
+    if resume:
+        if not folder.exists():
+            raise JobError(f"{storage.redact(folder.uri)}: no run.json here, nothing to resume")
+        manifest = folder.read_manifest()
+    else:
+        if folder.exists():
+            raise JobError(f"{storage.redact(folder.uri)}: run folder exists already; resume it or pick another --run-id")
+        manifest = read_manifest(cfg.input)
+        folder.freeze_manifest(manifest)
+        folder.write_json("run.json", {
+            "run_id": run_id, "started_at": datetime.now(timezone.utc).isoformat(),
+            "input": storage.redact(cfg.input), "config": config_to_dict(cfg),
+            "config_fingerprint": cfg.fingerprint(), "versions": _versions(),
+            "host": {"python": platform.python_version(), "machine": platform.machine()},
+        })
+    done = folder.done_ids()
+    ids = manifest.column("id").to_pylist()
+    todo = manifest.filter(pa.array([i not in done for i in ids])) if done else manifest
+    return Plan(folder, run_id, manifest, todo, len(ids) - todo.num_rows)
+
+
+def _init_ray(cfg: JobConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+        return
+    # A local cluster: loopback only, no usage reporting, room for actors plus Ray's helpers.
+    for key, value in (("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")):
+        os.environ.setdefault(key, value)
+    ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+
+
+def _dataset(cfg: JobConfig, p: Plan):
+    import ray
+    from ray.data import ActorPoolStrategy, DataContext
+
+    ctx = DataContext.get_current()
+    ctx.execution_no_progress_timeout_s = cfg.ray.no_progress_timeout_s
+    ctx.enable_progress_bars = False
+    st = cfg.stages
+    rows = max(1, p.todo.num_rows)
+    ds = ray.data.from_arrow(p.todo).repartition(max(1, -(-rows // st.prepare.batch_size)))
+    ds = ds.map_batches(
+        PrepareStage, batch_size=st.prepare.batch_size, batch_format="pyarrow",
+        fn_constructor_kwargs={"model": cfg.model, "audio": cfg.audio, "chunked": cfg.decoding.long_form == "chunked"},
+        compute=ActorPoolStrategy(min_size=1, max_size=st.prepare.concurrency), num_cpus=st.prepare.num_cpus,
+    )
+    ds = ds.map_batches(
+        TranscribeActor, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
+        fn_constructor_kwargs={"transcriber_config": cfg.transcriber()},
+        compute=ActorPoolStrategy(min_size=st.transcribe.min_actors, max_size=st.transcribe.max_actors),
+        num_gpus=st.transcribe.num_gpus or None, num_cpus=st.transcribe.num_cpus,
+    )
+    stamp = {"model": cfg.model.id, "config_fingerprint": cfg.fingerprint(), "run_id": p.run_id}
+    return ds.map_batches(
+        WriteStage, batch_size=st.write.batch_size, batch_format="pyarrow",
+        fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp},
+        compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=st.write.num_cpus,
+    )
+
+
+def run_job(cfg: JobConfig, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) the job to completion; return the ``_SUCCESS`` figures."""
+    started = time.perf_counter()
+    p = plan(cfg, resume)
+    total = p.manifest.num_rows
+    print(f"run {p.folder.uri}: {total} files, {p.skipped} already done, {p.todo.num_rows} to do", file=sys.stderr)
+    audio_now = 0.0  # audio seconds transcribed by this attempt, for its RTFx
+    if p.todo.num_rows:
+        _init_ray(cfg)
+        done = p.skipped
+        for batch in _dataset(cfg, p).iter_batches(batch_size=None, batch_format="numpy"):
+            done += len(batch["id"])
+            audio_now += float(sum(batch["duration_s"]))
+            print(f"progress: {done}/{total} files", file=sys.stderr, flush=True)
+    dropped = p.folder.deduplicate()
+    counts = summarize(p.folder.read_all())
+    missing = total - counts["rows"]
+    if missing:
+        raise JobError(f"{missing} manifest ids have no output row; resume the run to finish them")
+    wall = time.perf_counter() - started
+    summary = {
+        "ok": counts["ok"], "failed": counts["failed"], "skipped": p.skipped, "rows": counts["rows"],
+        "audio_s": counts["audio_s"], "audio_hours": round(counts["audio_s"] / 3600, 4),
+        "wall_s": round(wall, 2), "rtfx": round(audio_now / wall, 2) if wall else None,
+        "duplicates_dropped": dropped, "output": storage.redact(p.folder.uri),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+    }
+    p.folder.write_json("_SUCCESS", summary)
+    return summary
