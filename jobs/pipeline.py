@@ -105,8 +105,8 @@ def _dataset(cfg: JobConfig, p: Plan):
     ctx.execution_no_progress_timeout_s = cfg.ray.no_progress_timeout_s
     ctx.enable_progress_bars = False
     st = cfg.stages
-    rows = max(1, p.todo.num_rows)
-    ds = ray.data.from_arrow(p.todo).repartition(max(1, -(-rows // st.prepare.batch_size)))
+    step = st.prepare.batch_size  # one input block per prepare batch, without a shuffle
+    ds = ray.data.from_arrow([p.todo.slice(i, step) for i in range(0, p.todo.num_rows, step)])
     ds = ds.map_batches(
         PrepareStage, batch_size=st.prepare.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"model": cfg.model, "audio": cfg.audio, "chunked": cfg.decoding.long_form == "chunked"},

@@ -1,0 +1,92 @@
+"""Real services the integration tests start on 127.0.0.1: an S3 server and a Ray head.
+
+The S3 server is moto's standalone server (a separate process speaking the S3 HTTP
+API), not an in-process mock: the job reaches it through s3fs exactly as it would
+reach AWS, configured only by the standard AWS environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+BIN = Path(sys.executable).parent
+S3_KEY_ID = "asr-test-key"
+S3_SECRET = "asr-test-secret-4f7d9c"  # must never appear in any output of the job
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+
+
+@contextmanager
+def s3_server() -> Iterator[dict[str, str]]:
+    """Start moto_server on a free loopback port; yield the AWS environment for it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        _wait_port(port)
+        yield {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": S3_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def job_env(extra: dict[str, str], cache: Path) -> dict[str, str]:
+    """Environment for running the job in a subprocess: Ray on loopback, quiet, offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "AWS_"))}
+    env.update({
+        "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+        "HF_HUB_OFFLINE": "1", "ASR_BATCH_CACHE": str(cache), "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def ray_stop(env: dict[str, str]) -> None:
+    """Stop every Ray process this machine runs (tests run one Ray at a time)."""
+    subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@contextmanager
+def ray_head(env: dict[str, str], num_cpus: int = 4) -> Iterator[str]:
+    """``ray start --head`` on loopback with a dashboard (job submission); yield its address."""
+    port, dash = free_port(), free_port()
+    start = [
+        str(BIN / "ray"), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
+        "--node-ip-address=127.0.0.1", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}", "--disable-usage-stats",
+    ]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
+    try:
+        _wait_port(dash, 120)
+        yield f"http://127.0.0.1:{dash}"
+    finally:
+        ray_stop(env)

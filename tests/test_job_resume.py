@@ -1,0 +1,96 @@
+"""Kill the job with SIGKILL (its whole process group) at several points, resume, and check
+that every manifest id is in the output exactly once and nothing else is."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import BAD, GOOD
+from servers import job_env, ray_stop
+
+pytestmark = pytest.mark.slow
+SHORT = ["wav16k_mono.wav", "flac16k_mono.flac", "mp3_22k_mono.mp3", "aac24k_mono.m4a", "opus48k_mono.ogg", "wav44k_stereo.wav"]
+
+
+def _manifest(tmp: Path) -> list[str]:
+    ids, lines = [], []
+    for i in range(24):
+        ids.append(f"rec-{i:03d}")
+        lines.append(json.dumps({"id": ids[-1], "uri": str(GOOD / SHORT[i % len(SHORT)])}))
+    for name in ("empty.wav", "truncated.mp3"):
+        ids.append(f"bad-{name}")
+        lines.append(json.dumps({"id": ids[-1], "uri": str(BAD / name)}))
+    (tmp / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return ids
+
+
+def _parts(run: Path) -> list[Path]:
+    data = run / "data"
+    return sorted(data.glob("part-*.parquet")) if data.is_dir() else []
+
+
+def _ids_in(run: Path) -> list[str]:
+    return [i for p in _parts(run) for i in pq.read_table(p, columns=["id"]).column("id").to_pylist()]
+
+
+KILL_POINTS = {
+    "after-plan": lambda run: (run / "run.json").exists(),
+    "after-first-part": lambda run: len(_parts(run)) >= 1,
+    "midway": lambda run: len(_parts(run)) >= 6,
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, offline_model_dir):
+    from asr_actor.offline_model import prepare_offline_model
+
+    cache = tmp_path_factory.mktemp("cache")
+    prepare_offline_model(cache / "models" / "whisper-tiny.en")
+    e = job_env({}, cache)
+    yield e
+    ray_stop(e)
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "jobs.cli", *args]
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_kill_anywhere_then_resume_gives_each_id_once(point, env, tmp_path):
+    ids = _manifest(tmp_path)
+    run = tmp_path / "runs" / "nightly"
+    args = ["run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"), "--output", str(tmp_path / "runs"),
+            "--run-id", "nightly", "--set", "stages.write.batch_size=2", "--set", "stages.transcribe.batch_size=2"]
+    proc = subprocess.Popen(_cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not KILL_POINTS[point](run):
+        assert proc.poll() is None, "the job ended before the kill point"
+        assert time.monotonic() < deadline, "kill point not reached in time"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ray_stop(env)
+    assert not (run / "_SUCCESS").exists()
+    before = _ids_in(run)
+    assert len(before) < len(ids)
+
+    done = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = _ids_in(run)
+    assert sorted(after) == sorted(ids)  # every id, exactly once, nothing else
+    success = json.loads((run / "_SUCCESS").read_text())
+    assert success["rows"] == len(ids) and success["skipped"] == len(set(before))
+    assert success["failed"] == 2
+
+    again = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and sorted(_ids_in(run)) == sorted(ids)
+    assert f"{len(ids)} already done, 0 to do" in again.stderr

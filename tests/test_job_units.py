@@ -1,0 +1,123 @@
+"""Job pieces on plain data, no cluster: manifest checks, overrides, configs, run folder, fetch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from asr_actor.config import AudioConfig, ConfigError
+from asr_actor.schema import CONTRACT_COLUMNS, output_schema
+from jobs.config import JobConfig, apply_overrides, load_config
+from jobs.manifest import ManifestError, read_manifest
+from jobs.run_folder import RunFolder
+from jobs.stages import fetch_batch
+from conftest import GOOD
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_file_loads(path):
+    # local.yaml is complete as it is; the GPU and cluster configs take --input and --output.
+    given = {} if path.name == "local.yaml" else {"input": "s3://bucket/audio/", "output": "s3://bucket/runs/"}
+    cfg = load_config(path, [], **given)
+    assert isinstance(cfg, JobConfig) and cfg.fingerprint()
+    if path.name != "local.yaml":
+        assert cfg.model.dtype == "float16" and cfg.stages.transcribe.num_gpus == 1
+
+
+def test_config_files_present():
+    assert {p.name for p in CONFIGS} >= {"local.yaml", "gpu.yaml", "cluster.yaml"}
+
+
+def test_overrides_parse_yaml_values_and_reject_unknown_keys():
+    data = apply_overrides({"decoding": {"batch_size": 8}}, ["decoding.batch_size=32", "model.id=openai/whisper-tiny"])
+    assert data == {"decoding": {"batch_size": 32}, "model": {"id": "openai/whisper-tiny"}}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        apply_overrides({}, ["decoding.batch_size"])
+    with pytest.raises(ConfigError, match=r"decoding: unknown key\(s\) \['batchsize'\]"):
+        load_config(None, ["decoding.batchsize=3"], input="a", output="b")
+    with pytest.raises(ConfigError, match="'input' is required"):
+        load_config(None, [], output="b")
+
+
+def test_fingerprint_follows_what_changes_transcripts():
+    base = load_config(None, [], input="a", output="b")
+    assert base.fingerprint() == load_config(None, ["decoding.batch_size=64", "stages.transcribe.max_actors=4"], input="a", output="b").fingerprint()
+    assert base.fingerprint() != load_config(None, ["model.id=other"], input="a", output="b").fingerprint()
+
+
+def _write(path: Path, table: pa.Table) -> str:
+    pq.write_table(table, path)
+    return str(path)
+
+
+def test_manifest_resolves_relative_uris_and_defaults_ids(tmp_path):
+    (tmp_path / "m.csv").write_text("uri,speaker\naudio/a.wav,ann\n/abs/b.wav,bob\n")
+    t = read_manifest(str(tmp_path / "m.csv"))
+    assert t.column_names == ["id", "uri", "speaker"]
+    assert t.column("uri").to_pylist() == [str(tmp_path / "audio/a.wav"), "/abs/b.wav"]
+    assert t.column("id").to_pylist() == t.column("uri").to_pylist()
+
+
+def test_manifest_jsonl_and_prefix(tmp_path):
+    (tmp_path / "m.jsonl").write_text('{"id": 1, "uri": "x.wav", "language": "en"}\n')
+    assert read_manifest(str(tmp_path / "m.jsonl")).column("id").to_pylist() == ["1"]
+    listing = read_manifest(str(GOOD) + "/")
+    assert listing.num_rows == 8 and {"size", "etag"} <= set(listing.column_names)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("id,path\n1,a.wav\n", r"m.csv: no 'uri' column"),
+        ("id,uri\n1,a.wav\n1,b.wav\n", r"m.csv: duplicate ids \(1\), e.g. \['1'\]"),
+        ("id,uri\n", r"m.csv: the manifest has no rows"),
+    ],
+)
+def test_bad_manifests_stop_the_job(tmp_path, content, message):
+    (tmp_path / "m.csv").write_text(content)
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(str(tmp_path / "m.csv"))
+
+
+def test_unreadable_manifest_names_the_file(tmp_path):
+    (tmp_path / "m.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ManifestError, match=r"m.parquet: cannot read the manifest"):
+        read_manifest(str(tmp_path / "m.parquet"))
+    with pytest.raises(ManifestError, match=r"missing.csv: cannot read the manifest"):
+        read_manifest(str(tmp_path / "missing.csv"))
+
+
+def test_run_folder_parts_done_ids_and_deduplicate(tmp_path):
+    folder = RunFolder(str(tmp_path / "run"))
+    schema = output_schema(None)
+    rows = lambda ids: pa.table({"id": ids, "error": [None] * len(ids), "duration_s": [1.0] * len(ids)})  # noqa: E731
+    folder.write_part(rows(["a", "b"]))
+    folder.write_part(rows(["b", "c"]))  # a retried task wrote b again
+    assert folder.done_ids() == {"a", "b", "c"}
+    assert folder.deduplicate() == 1
+    ids = folder.read_all().column("id").to_pylist()
+    assert sorted(ids) == ["a", "b", "c"]
+    assert not [p for p in (tmp_path / "run" / "data").iterdir() if p.name.startswith(".tmp")]
+    assert list(schema.names) == list(CONTRACT_COLUMNS)
+
+
+def test_fetch_errors_name_the_object(tmp_path):
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"\0" * 300_000)
+    out = fetch_batch({"uri": [str(tmp_path / "nope.wav"), str(big), str(GOOD / "wav16k_mono.wav")]}, AudioConfig(max_bytes=250_000))
+    assert out["error"][0] == f"fetch: object not found: {tmp_path / 'nope.wav'}"
+    assert out["error"][1] == f"fetch: {big} is 300000 bytes, over the 250000 byte limit"
+    assert out["error"][2] is None and out["audio"][2][:4] == b"RIFF"
+
+
+def test_redact_strips_credentials():
+    from jobs.storage import redact
+
+    assert redact("s3://AKIA:secret@bucket/key") == "s3://bucket/key"
+    assert json.dumps(redact("s3://bucket/key")) == '"s3://bucket/key"'
