@@ -131,3 +131,22 @@ def test_evaluate_reports_wer_per_row_and_overall(s3, e2e, tmp_path):
     assert sum(r["errors"] for r in per_row) / sum(r["words"] for r in per_row) == pytest.approx(overall["wer"], abs=1e-4)
     missing = _run(env, "evaluate", f"s3://{BUCKET}/runs/r1", "--references", str(tmp_path / "none.csv"))
     assert missing.returncode == 2 and "cannot read references" in missing.stderr
+
+
+def test_model_loads_from_an_object_store_folder(s3, offline_model_dir, tmp_path, monkeypatch):
+    from asr_actor.config import ModelConfig
+    from asr_actor.model import load_model
+
+    client, env = s3
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(key, env[key])
+    for f in offline_model_dir.iterdir():
+        client.put_object(Bucket=BUCKET, Key=f"models/tiny-en/{f.name}", Body=f.read_bytes())
+    client.put_object(Bucket=BUCKET, Key="models/tiny-en/pytorch_model.bin", Body=b"pickles are never fetched")
+    cfg = ModelConfig(id=f"s3://{BUCKET}/models/tiny-en/", cache_dir=str(tmp_path))
+    loaded = load_model(cfg)
+    assert loaded.info.model_id == cfg.id and loaded.model.config.d_model == 384
+    copies = list((tmp_path / "remote-models").iterdir())
+    assert len(copies) == 1 and (copies[0] / "model.safetensors").is_file()
+    assert not (copies[0] / "pytorch_model.bin").exists()
+    assert load_model(cfg).info.model_id == cfg.id  # second load: the local copy, nothing fetched again
