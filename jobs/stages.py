@@ -104,7 +104,12 @@ class TranscribeActor:
     """One model per actor (Ray Data ``ActorPoolStrategy``); CPU work was done upstream."""
 
     def __init__(self, transcriber_config) -> None:
+        import logging
+
         from asr_actor.transcriber import Transcriber
+
+        # The worker's log file (Ray's logs folder) gets one line per call: files, windows, seconds.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
         self.transcriber = Transcriber(transcriber_config)
         fe = self.transcriber.loaded.processor.feature_extractor

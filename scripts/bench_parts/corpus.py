@@ -1,0 +1,36 @@
+"""The benchmark corpus: the committed fixtures repeated into a realistic mix of short and long files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr_actor.audio import decode_audio
+
+GOOD = Path(__file__).resolve().parents[2] / "tests" / "data" / "good"
+LONG = "long_pauses.ogg"
+
+
+def build(minutes: float) -> list[tuple[str, bytes, float]]:
+    """``(name, bytes, seconds)`` rounds of one long recording and every short file, until ``minutes``.
+
+    Under 3.5 minutes (a test's tiny corpus) only short files are used.
+    """
+    shorts = sorted(p for p in GOOD.iterdir() if p.suffix != ".txt" and p.name != LONG)
+    pool = ([GOOD / LONG] if minutes >= 3.5 else []) + shorts
+    durations = {p: decode_audio(p.read_bytes()).duration_s for p in pool}
+    files, total, i = [], 0.0, 0
+    while total < minutes * 60:
+        p = pool[i % len(pool)]
+        files.append((f"{i:04d}-{p.name}", p.read_bytes(), durations[p]))
+        total += durations[p]
+        i += 1
+    return files
+
+
+def describe(files: list[tuple[str, bytes, float]]) -> dict:
+    seconds = [s for _, _, s in files]
+    return {
+        "files": len(files), "audio_s": round(sum(seconds), 2),
+        "files_over_30s": sum(s > 30 for s in seconds), "shortest_s": round(min(seconds), 2),
+        "longest_s": round(max(seconds), 2),
+    }

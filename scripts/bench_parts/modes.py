@@ -1,0 +1,287 @@
+"""The measured ways of transcribing the corpus. Each ``prepare`` returns a closure that
+transcribes the files it is given and returns the audio seconds it covered."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from asr_actor.audio import decode_audio
+
+ROOT = Path(__file__).resolve().parents[2]
+Files = list[tuple[str, bytes, float]]
+_stack = contextlib.ExitStack()  # services started for the measurements (S3 server, Ray)
+_state: dict = {}
+
+
+def shutdown() -> None:
+    _stack.close()
+    if "ray" in sys.modules:
+        import ray
+
+        ray.shutdown()
+
+
+def _offline_loaded(batch_size: int):
+    from asr_actor.config import DecodingConfig, ModelConfig
+    from asr_actor.model import load_model
+
+    if "loaded" not in _state:
+        _state["loaded"] = load_model(ModelConfig())
+    return _state["loaded"], DecodingConfig(batch_size=batch_size)
+
+
+def _bare(files: Files, batch_size: int) -> Callable[[Files], float]:
+    """The job's own windows and ``generate`` call, in one process, on pre-computed features."""
+    from asr_actor.decoding import generate_kwargs, generate_segments
+    from asr_actor.windows import log_mel, plan_windows
+
+    loaded, dec = _offline_loaded(batch_size)
+    fe = loaded.processor.feature_extractor
+    kwargs = generate_kwargs(loaded, dec, "transcribe", [None] * batch_size)
+    cache: dict[str, list] = {}
+
+    def windows_of(name: str, data: bytes) -> list:
+        if name not in cache:  # features are computed outside the timed runs' model work
+            w = decode_audio(data).waveform
+            cache[name] = [(p.duration_s, log_mel(fe, [w[p.start : p.end]])[0]) for p in plan_windows(w, 20.0)]
+        return cache[name]
+
+    for name, data, _ in files:
+        windows_of(name, data)
+
+    def run(subset: Files) -> float:
+        windows = sorted((x for name, data, _ in subset for x in windows_of(name, data)), key=lambda x: -x[0])
+        feats = np.stack([f for _, f in windows])
+        for lo in range(0, len(feats), batch_size):
+            generate_segments(loaded, feats[lo : lo + batch_size], kwargs)
+        return sum(d for d, _ in windows)
+
+    return run
+
+
+def _start_s3() -> dict[str, str]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from servers import s3_server  # the tests' moto server launcher
+
+    aws = _stack.enter_context(s3_server())
+    os.environ.update(aws)  # before ray.init, so every Ray worker inherits it
+    return aws
+
+
+def _init_ray() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        for key, value in (("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_AUTH_MODE", "disabled")):
+            os.environ.setdefault(key, value)
+        ray.init(num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+
+
+def start(modes: list[str]) -> None:
+    """Services first: the S3 server's environment must exist before Ray starts its workers."""
+    if "job_s3" in modes:
+        _state["aws"] = _start_s3()
+    if {"job", "job_s3"} & set(modes):
+        _init_ray()
+
+
+def _put_corpus(files: Files, s3: bool) -> str:
+    """Write the corpus locally or into a bucket; return its folder URI."""
+    from jobs import storage
+
+    if s3:
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="bench")
+        root = "s3://bench/corpus"
+    else:
+        root = _stack.enter_context(tempfile.TemporaryDirectory(prefix="asr-bench-"))
+    for name, data, _ in files:
+        storage.write_bytes(storage.join(root, name), data)
+    return root
+
+
+def _manifest(root: str, files: Files) -> str:
+    """A JSONL manifest of ``files`` (relative URIs) beside the corpus."""
+    import json
+
+    from jobs import storage
+
+    manifest = storage.join(root, f"manifest-{uuid.uuid4().hex[:8]}.jsonl")
+    lines = [json.dumps({"id": name, "uri": name}) for name, _, _ in files]
+    storage.write_bytes(manifest, ("\n".join(lines) + "\n").encode())
+    return manifest
+
+
+def _job(files: Files, batch_size: int, s3: bool) -> Callable[[Files], float]:
+    from jobs.config import load_config
+    from jobs.pipeline import run_job
+
+    root = _put_corpus(files, s3)
+    output = "s3://bench/runs" if s3 else _stack.enter_context(tempfile.TemporaryDirectory(prefix="asr-runs-"))
+    overrides = [f"decoding.batch_size={batch_size}"]
+
+    def run(subset: Files) -> float:
+        manifest = _manifest(root, subset)
+        cfg = load_config(ROOT / "configs" / "local.yaml", overrides, input=manifest, output=output,
+                          run_id=f"bench-{uuid.uuid4().hex[:8]}")
+        with contextlib.redirect_stderr(io.StringIO()):
+            summary = run_job(cfg)
+        return summary["audio_s"]
+
+    return run
+
+
+def _origin() -> Callable[[Files], float]:
+    """The origin script: fp32 on CPU (fp16 on GPU), SDPA, a pipeline called once per file."""
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor, pipeline
+
+    from asr_actor.offline_model import prepare_offline_model
+
+    folder = prepare_offline_model()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    model = WhisperForConditionalGeneration.from_pretrained(
+        folder, dtype=dtype, attn_implementation="sdpa", low_cpu_mem_usage=True, use_safetensors=True,
+        local_files_only=True,
+    ).to(device)
+    processor = WhisperProcessor.from_pretrained(folder, local_files_only=True)
+    pipe = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
+                    feature_extractor=processor.feature_extractor, dtype=dtype, device=device)
+
+    def run(subset: Files) -> float:
+        total = 0.0
+        for _, data, _ in subset:
+            audio = decode_audio(data)
+            pipe({"raw": audio.waveform, "sampling_rate": 16_000}, return_timestamps=True,
+                 generate_kwargs={"num_beams": 1})
+            total += audio.duration_s
+        return total
+
+    return run
+
+
+def _faster_whisper(batch_size: int) -> Callable[[Files], float] | None:
+    if importlib.util.find_spec("faster_whisper") is None:
+        return None
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    from asr_actor.offline_model import source_dir
+
+    model = WhisperModel(str(source_dir()), device="cpu", compute_type="int8", cpu_threads=os.cpu_count() or 1)
+    pipe = BatchedInferencePipeline(model)
+
+    def run(subset: Files) -> float:
+        total = 0.0
+        for _, data, _ in subset:
+            audio = decode_audio(data)
+            segments, _ = pipe.transcribe(audio.waveform, batch_size=batch_size, beam_size=1, language="en")
+            list(segments)
+            total += audio.duration_s
+        return total
+
+    return run
+
+
+def prepare(mode: str, files: Files, batch_size: int) -> Callable[[Files], float] | None:
+    if mode == "bare":
+        return _bare(files, batch_size)
+    if mode in ("job", "job_s3"):
+        return _job(files, batch_size, s3=mode == "job_s3")
+    if mode == "origin":
+        return _origin()
+    if mode == "faster_whisper":
+        return _faster_whisper(batch_size)
+    raise SystemExit(f"unknown mode {mode!r}")
+
+
+# --- synthetic models: real shapes, random weights, a fixed number of decoded tokens ---
+
+SYNTHETIC = {
+    "large-v3": {"d_model": 1280, "encoder_layers": 32, "decoder_layers": 32, "heads": 20, "ffn": 5120, "mels": 128},
+    "large-v3-turbo": {"d_model": 1280, "encoder_layers": 32, "decoder_layers": 4, "heads": 20, "ffn": 5120, "mels": 128},
+    "tiny": {"d_model": 384, "encoder_layers": 4, "decoder_layers": 4, "heads": 6, "ffn": 1536, "mels": 80},
+}
+TOKENS_PER_WINDOW = 100  # about what 30 s of speech decodes to
+
+
+def _synthetic_model(name: str, dtype, attention: str, device: str):
+    import torch
+    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
+
+    s = SYNTHETIC[name]
+    cfg = WhisperConfig(
+        vocab_size=51866, num_mel_bins=s["mels"], d_model=s["d_model"], encoder_layers=s["encoder_layers"],
+        decoder_layers=s["decoder_layers"], encoder_attention_heads=s["heads"], decoder_attention_heads=s["heads"],
+        encoder_ffn_dim=s["ffn"], decoder_ffn_dim=s["ffn"], pad_token_id=50257, bos_token_id=50257,
+        eos_token_id=50257, decoder_start_token_id=50258,
+    )
+    with torch.device(device):
+        model = WhisperForConditionalGeneration._from_config(cfg, dtype=dtype, attn_implementation=attention)
+    model.eval()
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=50258, eos_token_id=50257, pad_token_id=50257, no_timestamps_token_id=50364,
+        is_multilingual=False, max_length=448, begin_suppress_tokens=None, suppress_tokens=None,
+    )
+    return model, s["mels"]
+
+
+def _synthetic_point(name: str, dtype_name: str, attention: str, batch: int, repeats: int) -> dict:
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, mels = _synthetic_model(name, getattr(torch, dtype_name), attention, device)
+    feats = torch.randn(batch, mels, 3000, device=device, dtype=getattr(torch, dtype_name))
+    kwargs = {"min_new_tokens": TOKENS_PER_WINDOW, "max_new_tokens": TOKENS_PER_WINDOW, "num_beams": 1, "do_sample": False}
+
+    def once() -> float:
+        with torch.inference_mode():
+            model.generate(feats, **kwargs)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return 30.0 * batch
+
+    once()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - started)
+    median = float(np.median(times))
+    del model
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return {"dtype": dtype_name, "attention": attention, "batch": batch, "median_s": round(median, 3),
+            "windows_per_s": round(batch / median, 2), "rtfx": round(30.0 * batch / median, 1)}
+
+
+def synthetic_sweep(name: str, sweep: bool, repeats: int) -> dict:
+    import torch
+
+    gpu = torch.cuda.is_available()
+    dtypes = (["float16", "bfloat16"] if sweep else ["float16"]) if gpu else ["float32"]
+    attentions = ["sdpa"] + (["flash_attention_2"] if gpu and importlib.util.find_spec("flash_attn") else [])
+    attentions += ["eager"] if sweep else []
+    batches = ([8, 16, 32, 64] if sweep else [32]) if gpu else ([1, 4] if sweep else [4])
+    points = []
+    for dtype in dtypes:
+        for attention in attentions:
+            for batch in batches:
+                try:
+                    points.append(_synthetic_point(name, dtype, attention, batch, repeats))
+                except Exception as exc:  # noqa: BLE001 - e.g. out of memory: record and go on
+                    points.append({"dtype": dtype, "attention": attention, "batch": batch, "error": str(exc)[:200]})
+                print(points[-1], file=sys.stderr, flush=True)
+    return {"model": name, "tokens_per_window": TOKENS_PER_WINDOW, "points": points}

@@ -1,0 +1,48 @@
+"""The benchmark runs on a tiny corpus and emits valid JSON (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from servers import job_env, ray_stop
+
+pytestmark = pytest.mark.slow
+BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+
+
+def _bench(tmp_path, *args):
+    env = job_env({}, tmp_path / "cache")
+    try:
+        proc = subprocess.run([sys.executable, str(BENCH), "--out", str(tmp_path / "out"), "--repeats", "1", *args],
+                              env=env, capture_output=True, text=True, timeout=900)
+    finally:
+        ray_stop(env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    saved = list((tmp_path / "out").glob("*.json"))
+    assert len(saved) == 1 and json.loads(saved[0].read_text()) == doc
+    assert doc["machine"]["cores"] >= 1 and doc["machine"]["versions"]["torch"]
+    return doc
+
+
+def test_corpus_modes_and_ratios(tmp_path):
+    doc = _bench(tmp_path, "--minutes", "0.3", "--modes", "bare,job,origin,faster_whisper")
+    assert doc["corpus"]["audio_s"] >= 18
+    for mode in ("bare", "job", "origin"):
+        r = doc["results"][mode]
+        assert r["rtfx"] > 0 and r["audio_s"] == pytest.approx(doc["corpus"]["audio_s"], rel=0.01)
+        assert r["min_s"] <= r["median_s"] <= r["max_s"]
+    assert set(doc["ratios"]) >= {"job/bare", "job/origin"}
+    assert doc["ratios"]["job/bare"] == pytest.approx(doc["results"]["job"]["rtfx"] / doc["results"]["bare"]["rtfx"], rel=0.01)
+
+
+def test_synthetic_shapes(tmp_path):
+    doc = _bench(tmp_path, "--synthetic", "tiny")
+    point = doc["synthetic"]["points"][0]
+    assert doc["synthetic"]["tokens_per_window"] == 100
+    assert point["windows_per_s"] > 0 and point["rtfx"] > 0 and point["attention"] == "sdpa"
