@@ -119,15 +119,15 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = (), **fields: Any) -> JobConfig:
-    """Read YAML at ``path`` (or start empty), apply overrides and CLI fields, validate."""
+    """Read YAML at ``path`` (or start empty), then CLI fields, then ``--set`` overrides; validate."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: cannot read the config ({exc})") from exc
-    data = apply_overrides(data, overrides)
     data.update({k: v for k, v in fields.items() if v is not None})
+    data = apply_overrides(data, overrides)
     for required in ("input", "output"):
         if not data.get(required):
             raise ConfigError(f"{path or 'config'}: {required!r} is required (in the YAML or as --{required})")

@@ -41,6 +41,9 @@ def test_overrides_parse_yaml_values_and_reject_unknown_keys():
         apply_overrides({}, ["decoding.batch_size"])
     with pytest.raises(ConfigError, match=r"decoding: unknown key\(s\) \['batchsize'\]"):
         load_config(None, ["decoding.batchsize=3"], input="a", output="b")
+    recorded = {"input": "a", "output": "b", "stages": {"transcribe": {"max_actors": 1}}}
+    resumed = load_config(None, ["stages.transcribe.max_actors=4"], **recorded)
+    assert resumed.stages.transcribe.max_actors == 4  # --set wins over the recorded config
     with pytest.raises(ConfigError, match="'input' is required"):
         load_config(None, [], output="b")
 
