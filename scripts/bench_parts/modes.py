@@ -144,7 +144,12 @@ def _job(files: Files, batch_size: int, s3: bool) -> Callable[[Files], float]:
 
 
 def _origin() -> Callable[[Files], float]:
-    """The origin script: fp32 on CPU (fp16 on GPU), SDPA, a pipeline called once per file."""
+    """The origin script: fp32 on CPU (fp16 on GPU), SDPA, a pipeline called once per file.
+
+    Its decoding defaults are kept (transformers 5's ASR pipeline decodes with 5 beams);
+    only audio over 30 s gets ``return_timestamps=True``, without which the pipeline
+    refuses long-form input.
+    """
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor, pipeline
 
@@ -160,13 +165,15 @@ def _origin() -> Callable[[Files], float]:
     processor = WhisperProcessor.from_pretrained(folder, local_files_only=True)
     pipe = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
                     feature_extractor=processor.feature_extractor, dtype=dtype, device=device)
+    # English-only models refuse a task; the origin script passes it to multilingual ones.
+    gen = {"task": "transcribe"} if model.generation_config.is_multilingual else {}
 
     def run(subset: Files) -> float:
         total = 0.0
         for _, data, _ in subset:
             audio = decode_audio(data)
-            pipe({"raw": audio.waveform, "sampling_rate": 16_000}, return_timestamps=True,
-                 generate_kwargs={"num_beams": 1})
+            pipe({"raw": audio.waveform, "sampling_rate": 16_000}, generate_kwargs=gen,
+                 **({"return_timestamps": True} if audio.duration_s > 30 else {}))
             total += audio.duration_s
         return total
 
