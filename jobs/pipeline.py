@@ -10,7 +10,6 @@ the write stage returns, printing progress as parts land.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import platform

@@ -13,7 +13,7 @@ import pytest
 
 from asr_actor.schema import output_schema
 from asr_actor.wer import word_errors
-from conftest import BAD, GOOD, good_fixtures, reference_text
+from conftest import BAD, good_fixtures, reference_text
 from servers import S3_SECRET, job_env, ray_stop, s3_server
 
 pytestmark = pytest.mark.slow
