@@ -72,7 +72,8 @@ class Transcriber:
         started = time.perf_counter()
         batch = self.prepare(batch)
         n = batch_size_of(batch)
-        rows = [self._options(batch, i) for i in range(n)]
+        errors, tasks, languages = (column(batch, c, n) for c in (ERROR, "task", "language"))
+        rows = [self._options(errors[i], tasks[i], languages[i]) for i in range(n)]
         self._detect(batch, rows)
         windows = self._decode_chunked(batch, rows)
         self._decode_sequential(batch, rows)
@@ -82,14 +83,13 @@ class Transcriber:
         log.info("transcribed %d files (%d windows) in %.2f s", n, windows, time.perf_counter() - started)
         return out
 
-    def _options(self, batch: Mapping[str, Any], i: int) -> _Row:
+    def _options(self, error: str | None, task: str | None, language: str | None) -> _Row:
         """The row's task and language, from the row or the config, checked against the model."""
-        error = column(batch, ERROR, batch_size_of(batch))[i]
         if error is not None:
             return _Row(error=str(error))
         d = self.config.decoding
-        task = column(batch, "task", batch_size_of(batch))[i] or d.task
-        language = column(batch, "language", batch_size_of(batch))[i] or d.language
+        task = task or d.task
+        language = language or d.language
         model = self.config.model.id
         if task not in TASKS:
             return _Row(error=f"{STAGE}: unknown task {task!r} (expected one of {TASKS})")

@@ -31,15 +31,13 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".webm", ".mkv", ".aac")
-
-
 def _transcribe(args: argparse.Namespace) -> int:
     import json
 
     from asr_actor.config import ConfigError, TranscriberConfig, from_mapping
     from asr_actor.model import ModelLoadError
     from jobs.local_transcribe import expand, transcribe_files
+    from jobs.manifest import AUDIO_SUFFIXES
 
     _quiet_transformers()
     try:

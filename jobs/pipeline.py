@@ -10,7 +10,6 @@ the write stage returns, printing progress as parts land.
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 import sys
@@ -29,7 +28,6 @@ from jobs.manifest import read_manifest
 from jobs.run_folder import RunFolder, summarize
 from jobs.stages import PrepareStage, TranscribeActor, WriteStage
 
-log = logging.getLogger(__name__)
 _VERSIONS = ("asr-batch", "torch", "transformers", "ray", "pyarrow", "av", "fsspec", "s3fs")
 
 
