@@ -39,6 +39,11 @@ def output_schema(manifest_schema: pa.Schema | None = None) -> pa.Schema:
     return pa.schema(fields)
 
 
+def pass_through_columns(schema: pa.Schema) -> list[str]:
+    """The columns of an :func:`output_schema` that come from the manifest unchanged."""
+    return [name for name in schema.names if name not in CONTRACT_COLUMNS]
+
+
 def to_table(rows: Mapping[str, list[Any]], schema: pa.Schema, stamp: Mapping[str, Any], now: datetime) -> pa.Table:
     """A table in ``schema`` from transcriber output columns plus per-run ``stamp`` values."""
     n = len(rows["id"])
@@ -48,6 +53,9 @@ def to_table(rows: Mapping[str, list[Any]], schema: pa.Schema, stamp: Mapping[st
             values = [now] * n
         elif field.name in stamp:
             values = [stamp[field.name]] * n
+        elif isinstance(rows.get(field.name), (pa.Array, pa.ChunkedArray)):
+            columns[field.name] = rows[field.name].cast(field.type)  # already Arrow: keep it exact
+            continue
         else:
             values = list(rows.get(field.name, [None] * n))
         columns[field.name] = pa.array(values, type=field.type)

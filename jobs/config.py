@@ -29,6 +29,9 @@ class PrepareStage:
     batch_size: int = 4  # files per task
     num_cpus: float = 1.0  # per task
     concurrency: int = 2  # tasks in flight; enough that the model stage never waits
+    # true: the CPU workers take only CPU time nothing else wants (Linux SCHED_IDLE), so on
+    # a CPU-only node they fill the model's idle moments instead of slowing it down
+    idle_priority: bool = False
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1 and self.concurrency >= 1, "stages.prepare: batch_size and concurrency >= 1")

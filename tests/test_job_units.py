@@ -124,3 +124,50 @@ def test_redact_strips_credentials():
 
     assert redact("s3://AKIA:secret@bucket/key") == "s3://bucket/key"
     assert json.dumps(redact("s3://bucket/key")) == '"s3://bucket/key"'
+
+
+def test_writer_joins_pass_through_columns_from_the_frozen_manifest_with_their_types(tmp_path):
+    from datetime import datetime, timezone
+
+    from jobs.stages import WriteStage
+
+    when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    manifest = pa.table({
+        "id": ["a", "b", "c"], "uri": ["/x/a.wav", "/x/b.wav", "/x/c.wav"],
+        "take": pa.array([1, None, 3], pa.int32()), "recorded": pa.array([when] * 3, pa.timestamp("ms", tz="UTC")),
+    })
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.freeze_manifest(manifest)
+    writer = WriteStage(folder.uri, output_schema(manifest.schema), {"model": "m", "config_fingerprint": "f", "run_id": "r"})
+    # Results arrive in any order and carry only the columns the stages use.
+    batch = pa.table({"id": ["c", "a"], "uri": ["/x/c.wav", "/x/a.wav"], "text": ["three", None],
+                      "segments": pa.array([[], []], pa.list_(pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())]))),
+                      "language": ["en", None], "duration_s": [1.0, 0.0], "error": [None, "decode: bad"]})
+    summary = writer(batch)
+    assert summary.column("id").to_pylist() == ["c", "a"]
+    out = folder.read_all()
+    assert out.schema.field("take").type == pa.int32()
+    assert out.schema.field("recorded").type == pa.timestamp("ms", tz="UTC")
+    rows = {r["id"]: r for r in out.to_pylist()}
+    assert rows["c"]["take"] == 3 and rows["a"]["take"] == 1 and rows["c"]["recorded"] == when
+    assert rows["a"]["error"] == "decode: bad" and rows["c"]["text"] == "three"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_idle_priority_applies_to_the_calling_thread_only():
+    import os
+    import threading
+
+    from jobs.stages import lower_cpu_priority
+
+    seen = {}
+
+    def work():
+        lower_cpu_priority()
+        seen["policy"] = os.sched_getscheduler(0)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert seen["policy"] == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the test's own thread is untouched
