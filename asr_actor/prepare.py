@@ -14,7 +14,8 @@ import numpy as np
 
 from asr_actor.audio import decode_audio
 from asr_actor.config import AudioConfig
-from asr_actor.windows import WINDOW_SAMPLES, log_mel, plan_windows
+from asr_actor.features import LogMel
+from asr_actor.windows import WINDOW_SAMPLES, plan_windows
 
 AUDIO = "audio"  # bytes of the encoded file
 WAVEFORM = "waveform"  # float32 16 kHz mono samples
@@ -59,7 +60,7 @@ def decode_batch(batch: Mapping[str, Any], cfg: AudioConfig) -> dict[str, Any]:
 
 
 def features_batch(
-    batch: Mapping[str, Any], cfg: AudioConfig, feature_extractor: Any, windowed_long_form: bool = True
+    batch: Mapping[str, Any], cfg: AudioConfig, log_mel: LogMel, windowed_long_form: bool = True
 ) -> dict[str, Any]:
     """``waveform`` -> ``windows`` and their log-mel ``features``.
 
@@ -78,7 +79,7 @@ def features_batch(
             continue
         plan = plan_windows(w, cfg.min_window_s)
         windows[i] = np.array([[p.start, p.end] for p in plan], dtype=np.int64)
-        features[i] = log_mel(feature_extractor, [w[p.start : p.end] for p in plan])
+        features[i] = log_mel([w[p.start : p.end] for p in plan])
         waveforms[i] = None  # the windows carry everything the model needs
     out.update({WAVEFORM: waveforms, FEATURES: features, WINDOWS: windows})
     return out

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from asr_actor.audio import SAMPLE_RATE
 from asr_actor.config import TASKS, TranscriberConfig
+from asr_actor.features import LogMel
 from asr_actor.decoding import STAGE, WindowRequest, decode_windows, detect_languages
 from asr_actor.longform import transcribe_sequential
 from asr_actor.model import LoadedModel, load_model
@@ -47,6 +48,7 @@ class Transcriber:
     def __init__(self, config: TranscriberConfig) -> None:
         self.config = config
         self.loaded: LoadedModel = load_model(config.model)
+        self.log_mel = LogMel.of(self.loaded.processor.feature_extractor)
         gen = self.loaded.model.generation_config
         self._languages = {k.strip("<|>") for k in (getattr(gen, "lang_to_id", None) or {})}
 
@@ -65,7 +67,7 @@ class Transcriber:
             out[DURATION] = [0.0 if w is None else len(w) / SAMPLE_RATE for w in column(out, WAVEFORM, n)]
         if FEATURES not in out:
             chunked = self.config.decoding.long_form == "chunked"
-            out = features_batch(out, self.config.audio, self.loaded.processor.feature_extractor, chunked)
+            out = features_batch(out, self.config.audio, self.log_mel, chunked)
         return out
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, list]:
@@ -117,9 +119,9 @@ class Transcriber:
                 rows[i].language = code
 
     def _first_window(self, batch: Mapping[str, Any], i: int):
-        from asr_actor.windows import WINDOW_SAMPLES, log_mel
+        from asr_actor.windows import WINDOW_SAMPLES
 
-        return log_mel(self.loaded.processor.feature_extractor, [batch[WAVEFORM][i][:WINDOW_SAMPLES]])[0]
+        return self.log_mel.one(batch[WAVEFORM][i][:WINDOW_SAMPLES])
 
     def _decode_chunked(self, batch: Mapping[str, Any], rows: list[_Row]) -> int:
         """Decode every window of every windowed row in packed batches; returns the window count."""

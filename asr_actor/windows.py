@@ -1,4 +1,4 @@
-"""Cut audio into Whisper's 30 s windows, and turn windows into log-mel features.
+"""Cut audio into Whisper's 30 s windows (their features: :mod:`asr_actor.features`).
 
 Long audio is cut at its quietest moment between ``min_window_s`` and 30 s after the
 previous cut (energy over 100 ms frames, 10 ms apart), so a cut falls in a pause or
@@ -10,7 +10,6 @@ window, never more.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
 
 import numpy as np
 
@@ -72,17 +71,3 @@ def plan_windows(waveform: np.ndarray, min_window_s: float) -> list[Window]:
         start = cut
     windows.append(Window(start, total))
     return windows
-
-
-def log_mel(feature_extractor: Any, chunks: Sequence[np.ndarray]) -> np.ndarray:
-    """``[len(chunks), n_mels, 3000]`` float32 log-mel features, each chunk padded to 30 s.
-
-    The same call transformers makes for a short file, so a one-window file gets exactly
-    the reference features.
-    """
-    if not chunks:
-        return np.zeros((0, feature_extractor.feature_size, feature_extractor.nb_max_frames), np.float32)
-    out = feature_extractor(
-        list(chunks), sampling_rate=SAMPLE_RATE, return_tensors="np", return_attention_mask=False
-    )
-    return np.ascontiguousarray(out["input_features"], dtype=np.float32)

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from asr_actor.config import AudioConfig, ModelConfig
+from asr_actor.features import LogMel
 from asr_actor.prepare import ERROR, FEATURES, WAVEFORM, WINDOWS, batch_size_of, column, decode_batch, features_batch
 from asr_actor.schema import SEGMENT
 from jobs import storage
@@ -61,13 +62,17 @@ def fetch_batch(batch: Mapping[str, Any], cfg: AudioConfig) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=4)
-def _feature_extractor(model: ModelConfig) -> Any:
-    from transformers import WhisperFeatureExtractor
-
+def _log_mel(model: ModelConfig) -> LogMel:
+    """The model's feature settings, read from its ``preprocessor_config.json`` (no torch)."""
     from asr_actor.model_source import resolve_model_source
 
     source = resolve_model_source(model)
-    return WhisperFeatureExtractor.from_pretrained(source.path, local_files_only=source.local)
+    if source.local:
+        return LogMel.from_folder(source.path)
+    from huggingface_hub import hf_hub_download
+
+    path = hf_hub_download(source.path, "preprocessor_config.json", revision=model.revision)
+    return LogMel.from_folder(os.path.dirname(path))
 
 
 def _pack(out: dict[str, Any]) -> dict[str, Any]:
@@ -112,13 +117,13 @@ class PrepareStage:
 
     def __init__(self, model: ModelConfig, audio: AudioConfig, chunked: bool, idle_priority: bool = False) -> None:
         self.audio, self.chunked, self.idle_priority = audio, chunked, idle_priority
-        self.feature_extractor = _feature_extractor(model)
+        self.log_mel = _log_mel(model)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.idle_priority:
             lower_cpu_priority()  # every call: Ray Data may run calls on a thread of its own
         out = decode_batch(fetch_batch(batch.to_pydict(), self.audio), self.audio)
-        return as_table(_pack(features_batch(out, self.audio, self.feature_extractor, self.chunked)))
+        return as_table(_pack(features_batch(out, self.audio, self.log_mel, self.chunked)))
 
 
 class TranscribeActor:

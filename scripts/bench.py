@@ -8,6 +8,9 @@ and ``--repeats`` runs, and prints one JSON document (also written under
 
 - ``bare``: batched ``generate`` on the corpus's pre-computed windows, no I/O: the
   ceiling for this device and model.
+- ``job_startup``: the job on the corpus's shortest file, the fixed cost of a run; and
+  ``job_throughput``: the corpus over the job's time less that start-up, the rate a
+  run over hours of audio approaches.
 - ``job``: the whole Ray Data job (plan, fetch, decode, features, transcribe, write
   Parquet, finalize) on local files; ``job_s3``: the same over a local S3 server.
   Ray is started once, before the warm-up, as on a standing cluster.
@@ -39,28 +42,63 @@ from bench_parts import corpus, machine_info, modes  # noqa: E402
 WARMUP_FILES = 3  # the warm-up transcribes the corpus's first files: loads, caches, first calls
 
 
-def measure(fn: Callable[[list], float], files: list, repeats: int) -> dict:
-    """Warm up on a few files, then ``repeats`` timed runs over the whole corpus.
-
-    ``fn(files)`` transcribes ``files`` and returns the audio seconds it covered.
-    """
-    fn(files[:WARMUP_FILES])
-    times, audio = [], 0.0
-    for _ in range(repeats):
-        started = time.perf_counter()
-        audio = fn(files)
-        times.append(time.perf_counter() - started)
+def summarize(times: list[float], audio: float) -> dict:
     median = statistics.median(times)
     return {
         "median_s": round(median, 3), "min_s": round(min(times), 3), "max_s": round(max(times), 3),
-        "audio_s": round(audio, 2), "rtfx": round(audio / median, 2), "repeats": repeats,
+        "audio_s": round(audio, 2), "rtfx": round(audio / median, 2), "repeats": len(times),
     }
+
+
+def measure(fns: dict[str, Callable[[list], float]], files: list, repeats: int) -> dict[str, dict]:
+    """Warm every mode up on a few files, then ``repeats`` rounds that run each mode once.
+
+    ``fn(files)`` transcribes ``files`` and returns the audio seconds it covered. Rounds
+    interleave the modes, so a machine that drifts (a noisy neighbour, a warm CPU) moves
+    every figure alike instead of favouring whichever mode ran first.
+    """
+    for fn in fns.values():
+        fn(files[:WARMUP_FILES])
+    times: dict[str, list[float]] = {mode: [] for mode in fns}
+    audio: dict[str, float] = {}
+    for round_ in range(repeats):
+        for mode, fn in fns.items():
+            started = time.perf_counter()
+            audio[mode] = fn(files)
+            times[mode].append(time.perf_counter() - started)
+            print(f"round {round_ + 1}/{repeats} {mode}: {times[mode][-1]:.2f} s", file=sys.stderr, flush=True)
+    return {mode: summarize(times[mode], audio[mode]) for mode in fns}
+
+
+def job_startup(fn: Callable[[list], float], files: list, repeats: int) -> dict:
+    """The job's fixed cost per run: the whole job on the corpus's shortest file.
+
+    With it, ``job_throughput`` is the job's rate once running (corpus audio over the
+    job's median time less this start-up): what a run over hours of audio approaches.
+    """
+    shortest = [min(files, key=lambda f: f[2])]
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        audio = fn(shortest)
+        times.append(time.perf_counter() - started)
+    return summarize(times, audio)
+
+
+def derived(results: dict) -> None:
+    job, start = results.get("job", {}), results.get("job_startup", {})
+    if "median_s" in job and "median_s" in start and job["median_s"] > start["median_s"]:
+        busy = job["median_s"] - start["median_s"]
+        results["job_throughput"] = {"seconds_after_startup": round(busy, 3), "audio_s": job["audio_s"],
+                                     "rtfx": round(job["audio_s"] / busy, 2)}
 
 
 def ratios(results: dict) -> dict:
     out = {}
-    for a, b in (("job", "bare"), ("job", "origin"), ("job", "faster_whisper"), ("job_s3", "bare")):
-        if a in results and b in results:
+    pairs = (("job", "bare"), ("job", "origin"), ("job", "faster_whisper"), ("job_s3", "bare"),
+             ("job_throughput", "bare"), ("job_throughput", "origin"), ("bare", "origin"))
+    for a, b in pairs:
+        if "rtfx" in results.get(a, {}) and "rtfx" in results.get(b, {}):
             out[f"{a}/{b}"] = round(results[a]["rtfx"] / results[b]["rtfx"], 3)
     return out
 
@@ -83,20 +121,23 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         files = corpus.build(args.minutes)
         doc["corpus"] = corpus.describe(files)
-        results = {}
         wanted = [m for m in args.modes.split(",") if m]
         modes.start(wanted)
+        fns, results = {}, {}
         for mode in wanted:
             fn = modes.prepare(mode, files, args.batch_size)
             if fn is None:
                 results[mode] = {"skipped": "not installed"}
-                continue
-            results[mode] = measure(fn, files, args.repeats)
-            print(f"{mode}: {results[mode]}", file=sys.stderr, flush=True)
+            else:
+                fns[mode] = fn
+        results.update(measure(fns, files, args.repeats))
+        if "job" in fns:
+            results["job_startup"] = job_startup(fns["job"], files, args.repeats)
+            derived(results)
         modes.shutdown()
         doc["batch_size"] = args.batch_size
         doc["results"] = results
-        doc["ratios"] = ratios({k: v for k, v in results.items() if "rtfx" in v})
+        doc["ratios"] = ratios(results)
     args.out.mkdir(parents=True, exist_ok=True)
     tag = doc["machine"].get("gpu") or "cpu"
     name = f"{started:%Y-%m-%d}-{'synthetic-' + args.synthetic if args.synthetic else 'tiny.en'}-{tag}.json"

@@ -37,7 +37,10 @@ def test_corpus_modes_and_ratios(tmp_path):
         r = doc["results"][mode]
         assert r["rtfx"] > 0 and r["audio_s"] == pytest.approx(doc["corpus"]["audio_s"], rel=0.01)
         assert r["min_s"] <= r["median_s"] <= r["max_s"]
-    assert set(doc["ratios"]) >= {"job/bare", "job/origin"}
+    assert doc["results"]["job_startup"]["median_s"] > 0 and doc["results"]["job_startup"]["audio_s"] > 0
+    if "job_throughput" in doc["results"]:  # absent only when start-up took as long as the whole corpus
+        assert doc["results"]["job_throughput"]["rtfx"] >= doc["results"]["job"]["rtfx"]
+    assert set(doc["ratios"]) >= {"job/bare", "job/origin", "bare/origin"}
     assert doc["ratios"]["job/bare"] == pytest.approx(doc["results"]["job"]["rtfx"] / doc["results"]["bare"]["rtfx"], rel=0.01)
 
 

@@ -44,17 +44,18 @@ def _offline_loaded(batch_size: int):
 def _bare(files: Files, batch_size: int) -> Callable[[Files], float]:
     """The job's own windows and ``generate`` call, in one process, on pre-computed features."""
     from asr_actor.decoding import generate_kwargs, generate_segments
-    from asr_actor.windows import log_mel, plan_windows
+    from asr_actor.features import LogMel
+    from asr_actor.windows import plan_windows
 
     loaded, dec = _offline_loaded(batch_size)
-    fe = loaded.processor.feature_extractor
+    log_mel = LogMel.of(loaded.processor.feature_extractor)
     kwargs = generate_kwargs(loaded, dec, "transcribe", [None] * batch_size)
     cache: dict[str, list] = {}
 
     def windows_of(name: str, data: bytes) -> list:
         if name not in cache:  # features are computed outside the timed runs' model work
             w = decode_audio(data).waveform
-            cache[name] = [(p.duration_s, log_mel(fe, [w[p.start : p.end]])[0]) for p in plan_windows(w, 20.0)]
+            cache[name] = [(p.duration_s, log_mel.one(w[p.start : p.end])) for p in plan_windows(w, 20.0)]
         return cache[name]
 
     for name, data, _ in files:
