@@ -18,8 +18,8 @@ from typing import Any, Mapping
 
 from asr_actor.audio import SAMPLE_RATE
 from asr_actor.config import TASKS, TranscriberConfig
-from asr_actor.features import LogMel
 from asr_actor.decoding import STAGE, WindowRequest, decode_windows, detect_languages
+from asr_actor.features import LogMel
 from asr_actor.longform import transcribe_sequential
 from asr_actor.model import LoadedModel, load_model
 from asr_actor.prepare import (
