@@ -148,8 +148,7 @@ class TranscribeActor:
 
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.transcriber = self._thread.submit(Transcriber, transcriber_config).result()
-        fe = self.transcriber.loaded.processor.feature_extractor
-        self.shape = (fe.feature_size, fe.nb_max_frames)
+        self.shape = (self.transcriber.log_mel.n_mels, self.transcriber.log_mel.frames)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self._thread.submit(self._transcribe, batch).result()
