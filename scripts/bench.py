@@ -111,13 +111,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--modes", default="bare,job,job_s3,origin,faster_whisper")
     parser.add_argument("--synthetic", choices=sorted(modes.SYNTHETIC), help="random weights with real shapes (GPU figures)")
     parser.add_argument("--sweep", action="store_true", help="with --synthetic: batch x attention x dtype")
+    parser.add_argument("--batches", type=lambda v: [int(b) for b in v.split(",") if b],
+                        help="with --synthetic: batch sizes, comma-separated (default 8,16,32,64 with --sweep)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
 
     started = datetime.now(timezone.utc)
     doc: dict = {"date": started.isoformat(timespec="seconds"), "machine": machine_info.collect()}
     if args.synthetic:
-        doc["synthetic"] = modes.synthetic_sweep(args.synthetic, args.sweep, args.repeats)
+        doc["synthetic"] = modes.synthetic_sweep(args.synthetic, args.sweep, args.repeats, args.batches)
     else:
         files = corpus.build(args.minutes)
         doc["corpus"] = corpus.describe(files)

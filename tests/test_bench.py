@@ -45,7 +45,10 @@ def test_corpus_modes_and_ratios(tmp_path):
 
 
 def test_synthetic_shapes(tmp_path):
-    doc = _bench(tmp_path, "--synthetic", "tiny")
-    point = doc["synthetic"]["points"][0]
+    doc = _bench(tmp_path, "--synthetic", "tiny", "--batches", "1,2")
+    points = doc["synthetic"]["points"]
     assert doc["synthetic"]["tokens_per_window"] == 100
-    assert point["windows_per_s"] > 0 and point["rtfx"] > 0 and point["attention"] == "sdpa"
+    assert [p["batch"] for p in points] == [1, 2]
+    for point in points:
+        assert point["windows_per_s"] > 0 and point["rtfx"] > 0 and point["attention"] == "sdpa"
+        assert point["min_s"] <= point["median_s"] <= point["max_s"]

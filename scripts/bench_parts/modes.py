@@ -246,50 +246,63 @@ def _synthetic_model(name: str, dtype, attention: str, device: str):
     return model, s["mels"]
 
 
-def _synthetic_point(name: str, dtype_name: str, attention: str, batch: int, repeats: int) -> dict:
+def _synthetic_point(model, mels: int, batch: int, repeats: int) -> dict:
+    """Median time of ``generate`` on ``batch`` random windows, forced to TOKENS_PER_WINDOW tokens."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, mels = _synthetic_model(name, getattr(torch, dtype_name), attention, device)
-    feats = torch.randn(batch, mels, 3000, device=device, dtype=getattr(torch, dtype_name))
+    device, dtype = model.device, model.dtype
+    feats = torch.randn(batch, mels, 3000, device=device, dtype=dtype)
     kwargs = {"min_new_tokens": TOKENS_PER_WINDOW, "max_new_tokens": TOKENS_PER_WINDOW, "num_beams": 1, "do_sample": False}
 
-    def once() -> float:
+    def once() -> None:
         with torch.inference_mode():
             model.generate(feats, **kwargs)
-        if device == "cuda":
+        if device.type == "cuda":
             torch.cuda.synchronize()
-        return 30.0 * batch
 
-    once()
+    once()  # warm-up: kernels chosen, caches sized
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         once()
         times.append(time.perf_counter() - started)
     median = float(np.median(times))
-    del model
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    return {"dtype": dtype_name, "attention": attention, "batch": batch, "median_s": round(median, 3),
-            "windows_per_s": round(batch / median, 2), "rtfx": round(30.0 * batch / median, 1)}
+    return {"batch": batch, "median_s": round(median, 3), "min_s": round(min(times), 3),
+            "max_s": round(max(times), 3), "windows_per_s": round(batch / median, 2),
+            "rtfx": round(30.0 * batch / median, 1)}
 
 
-def synthetic_sweep(name: str, sweep: bool, repeats: int) -> dict:
+def synthetic_sweep(name: str, sweep: bool, repeats: int, batches: list[int] | None = None) -> dict:
+    """Every (attention, dtype) builds one model, then runs each batch size on it.
+
+    A point that fails (out of memory, an attention the build lacks) is recorded with its
+    error and the sweep goes on; each point is also printed to stderr as it finishes.
+    """
     import torch
 
     gpu = torch.cuda.is_available()
     dtypes = (["float16", "bfloat16"] if sweep else ["float16"]) if gpu else ["float32"]
     attentions = ["sdpa"] + (["flash_attention_2"] if gpu and importlib.util.find_spec("flash_attn") else [])
     attentions += ["eager"] if sweep else []
-    batches = ([8, 16, 32, 64] if sweep else [32]) if gpu else ([1, 4] if sweep else [4])
+    if not batches:
+        batches = ([8, 16, 32, 64] if sweep else [32]) if gpu else ([1, 4] if sweep else [4])
     points = []
-    for dtype in dtypes:
-        for attention in attentions:
+    for attention in attentions:  # sdpa first: the default, and what a short run must not miss
+        for dtype in dtypes:
+            head = {"dtype": dtype, "attention": attention}
+            try:
+                model, mels = _synthetic_model(name, getattr(torch, dtype), attention, "cuda" if gpu else "cpu")
+            except Exception as exc:  # noqa: BLE001 - e.g. an attention this build lacks: record, go on
+                points.append({**head, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+                print(points[-1], file=sys.stderr, flush=True)
+                continue
             for batch in batches:
                 try:
-                    points.append(_synthetic_point(name, dtype, attention, batch, repeats))
+                    points.append({**head, **_synthetic_point(model, mels, batch, repeats)})
                 except Exception as exc:  # noqa: BLE001 - e.g. out of memory: record and go on
-                    points.append({"dtype": dtype, "attention": attention, "batch": batch, "error": str(exc)[:200]})
+                    points.append({**head, "batch": batch, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
                 print(points[-1], file=sys.stderr, flush=True)
+            del model
+            if gpu:
+                torch.cuda.empty_cache()
     return {"model": name, "tokens_per_window": TOKENS_PER_WINDOW, "points": points}
