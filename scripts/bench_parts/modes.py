@@ -272,6 +272,10 @@ def _synthetic_point(model, mels: int, batch: int, repeats: int) -> dict:
             "rtfx": round(30.0 * batch / median, 1)}
 
 
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
 def synthetic_sweep(name: str, sweep: bool, repeats: int, batches: list[int] | None = None) -> dict:
     """Every (attention, dtype) builds one model, then runs each batch size on it.
 
@@ -293,14 +297,14 @@ def synthetic_sweep(name: str, sweep: bool, repeats: int, batches: list[int] | N
             try:
                 model, mels = _synthetic_model(name, getattr(torch, dtype), attention, "cuda" if gpu else "cpu")
             except Exception as exc:  # noqa: BLE001 - e.g. an attention this build lacks: record, go on
-                points.append({**head, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+                points.append({**head, "error": _reason(exc)})
                 print(points[-1], file=sys.stderr, flush=True)
                 continue
             for batch in batches:
                 try:
                     points.append({**head, **_synthetic_point(model, mels, batch, repeats)})
                 except Exception as exc:  # noqa: BLE001 - e.g. out of memory: record and go on
-                    points.append({**head, "batch": batch, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+                    points.append({**head, "batch": batch, "error": _reason(exc)})
                 print(points[-1], file=sys.stderr, flush=True)
             del model
             if gpu:
