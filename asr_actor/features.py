@@ -16,10 +16,15 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from asr_actor.audio import SAMPLE_RATE
+from asr_actor.windows import WINDOW_S, WINDOW_SAMPLES
+
+N_FFT = 400  # samples per STFT frame (25 ms at 16 kHz)
+HOP_LENGTH = 160  # samples between frames (10 ms)
 LOG_FLOOR = 1e-10  # power floor before log10
 DYNAMIC_RANGE = 8.0  # log10 units kept below each window's maximum
 
@@ -56,19 +61,20 @@ class LogMel:
     """The feature settings of one Whisper model (its ``preprocessor_config.json``)."""
 
     n_mels: int = 80  # 128 for large-v3
-    sampling_rate: int = 16_000  # Hz
-    n_fft: int = 400  # samples per STFT frame (25 ms)
-    hop_length: int = 160  # samples between frames (10 ms)
-    chunk_samples: int = 480_000  # every chunk is padded to 30 s
-    frames: int = 3000  # feature frames per chunk
+    sampling_rate: int = SAMPLE_RATE  # Hz
+    n_fft: int = N_FFT  # samples per STFT frame
+    hop_length: int = HOP_LENGTH  # samples between frames
+    chunk_samples: int = WINDOW_SAMPLES  # every chunk is padded to one 30 s window
+    frames: int = WINDOW_SAMPLES // HOP_LENGTH  # feature frames per chunk
+
+    # preprocessor_config.json key of each field, as WhisperFeatureExtractor names them
+    _KEYS = {"n_mels": "feature_size", "sampling_rate": "sampling_rate", "n_fft": "n_fft",
+             "hop_length": "hop_length", "chunk_samples": "n_samples", "frames": "nb_max_frames"}
 
     @classmethod
-    def from_preprocessor_config(cls, config: dict[str, Any]) -> "LogMel":
-        return cls(
-            n_mels=int(config.get("feature_size", 80)), sampling_rate=int(config.get("sampling_rate", 16_000)),
-            n_fft=int(config.get("n_fft", 400)), hop_length=int(config.get("hop_length", 160)),
-            chunk_samples=int(config.get("n_samples", 480_000)), frames=int(config.get("nb_max_frames", 3000)),
-        )
+    def from_preprocessor_config(cls, config: Mapping[str, Any]) -> "LogMel":
+        """Settings from a ``preprocessor_config.json`` mapping (Whisper's defaults where it has none)."""
+        return cls(**{name: int(config[key]) for name, key in cls._KEYS.items() if key in config})
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "LogMel":
@@ -76,11 +82,22 @@ class LogMel:
         path = Path(folder) / "preprocessor_config.json"
         return cls.from_preprocessor_config(json.loads(path.read_text()) if path.is_file() else {})
 
+    def to_preprocessor_config(self) -> dict[str, Any]:
+        """The ``preprocessor_config.json`` that ``WhisperFeatureExtractor`` reads these settings from."""
+        return {
+            "feature_extractor_type": "WhisperFeatureExtractor",
+            "processor_class": "WhisperProcessor",
+            **{key: getattr(self, name) for name, key in self._KEYS.items()},
+            "chunk_length": int(WINDOW_S),
+            "padding_side": "right",
+            "padding_value": 0.0,
+            "return_attention_mask": False,
+        }
+
     @classmethod
     def of(cls, feature_extractor: Any) -> "LogMel":
         """Settings of a transformers ``WhisperFeatureExtractor``."""
-        fe = feature_extractor
-        return cls(fe.feature_size, fe.sampling_rate, fe.n_fft, fe.hop_length, fe.n_samples, fe.nb_max_frames)
+        return cls(**{name: int(getattr(feature_extractor, key)) for name, key in cls._KEYS.items()})
 
     @cached_property
     def _filters(self) -> np.ndarray:

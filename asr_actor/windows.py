@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from asr_actor.audio import SAMPLE_RATE
-from asr_actor.config import WINDOW_S
 
+WINDOW_S = 30.0  # s, Whisper's fixed encoder window
 WINDOW_SAMPLES = int(WINDOW_S * SAMPLE_RATE)
 ENERGY_FRAME = SAMPLE_RATE // 10  # samples (100 ms): long enough to span a gap between words
 ENERGY_HOP = SAMPLE_RATE // 100  # samples (10 ms): cut-point resolution

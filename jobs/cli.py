@@ -12,10 +12,12 @@ from typing import Callable, Sequence
 
 
 def _prepare_offline_model(args: argparse.Namespace) -> int:
-    from asr_actor.offline_model import OfflineModelMissing, prepare_offline_model
+    from asr_actor.config import ModelConfig
+    from asr_actor.model_source import offline_model_dir
+    from asr_actor.offline.folder import OfflineModelMissing, prepare_offline_model
 
     try:
-        path = prepare_offline_model(args.dest)
+        path = prepare_offline_model(args.dest or offline_model_dir(ModelConfig()))
     except OfflineModelMissing as exc:
         print(f"asr-batch: {exc}", file=sys.stderr)
         return 2
@@ -126,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "into a Hugging Face folder (float32 safetensors) and print its path. Cached: a second "
         "call returns the same folder at once.",
     )
-    prep.add_argument("--dest", help="target folder (default: $ASR_BATCH_CACHE or ~/.cache/asr-batch/models/whisper-tiny.en)")
+    prep.add_argument("--dest", help="target folder (default: $ASR_BATCH_CACHE/models/whisper-tiny.en, "
+                      "else ~/.cache/asr-batch/models/whisper-tiny.en)")
     prep.set_defaults(handler=_prepare_offline_model)
 
     tr = sub.add_parser(

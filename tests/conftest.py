@@ -21,12 +21,24 @@ def reference_text(audio: Path) -> str:
     return audio.with_suffix(".txt").read_text(encoding="utf-8").strip()
 
 
-@pytest.fixture(scope="session")
-def offline_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packaged tiny.en converted once per test session by the project's own code."""
-    from asr_actor.offline_model import prepare_offline_model
+@pytest.fixture(scope="session", autouse=True)
+def asr_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One model cache (``ASR_BATCH_CACHE``) for the whole session, this process and every job it starts."""
+    cache = tmp_path_factory.mktemp("asr-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ASR_BATCH_CACHE", str(cache))
+    yield cache
+    patch.undo()
 
-    return prepare_offline_model(tmp_path_factory.mktemp("models") / "whisper-tiny.en")
+
+@pytest.fixture(scope="session")
+def offline_model_dir(asr_cache: Path) -> Path:
+    """The packaged tiny.en, converted once per test session by the project's own code into the session cache."""
+    from asr_actor.config import ModelConfig
+    from asr_actor.model_source import offline_model_dir as cached_folder
+    from asr_actor.offline.folder import prepare_offline_model
+
+    return prepare_offline_model(cached_folder(ModelConfig()))
 
 
 @pytest.fixture(scope="session")

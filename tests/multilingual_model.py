@@ -12,7 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
-from asr_actor import hf_whisper_files as hf
+from asr_actor.offline import hf_files as hf
 
 TAIL = ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
 

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
 
 
-def _bench(tmp_path, *args):
-    env = job_env({}, tmp_path / "cache")
+def _bench(tmp_path, cache, *args):
+    env = job_env({}, cache)
     try:
         proc = subprocess.run([sys.executable, str(BENCH), "--out", str(tmp_path / "out"), "--repeats", "1", *args],
                               env=env, capture_output=True, text=True, timeout=900)
@@ -30,8 +30,8 @@ def _bench(tmp_path, *args):
     return doc
 
 
-def test_corpus_modes_and_ratios(tmp_path):
-    doc = _bench(tmp_path, "--minutes", "0.3", "--modes", "bare,job,origin,faster_whisper")
+def test_corpus_modes_and_ratios(tmp_path, asr_cache, offline_model_dir):
+    doc = _bench(tmp_path, asr_cache, "--minutes", "0.3", "--modes", "bare,job,origin,faster_whisper")
     assert doc["corpus"]["audio_s"] >= 18
     for mode in ("bare", "job", "origin"):
         r = doc["results"][mode]
@@ -44,8 +44,8 @@ def test_corpus_modes_and_ratios(tmp_path):
     assert doc["ratios"]["job/bare"] == pytest.approx(doc["results"]["job"]["rtfx"] / doc["results"]["bare"]["rtfx"], rel=0.01)
 
 
-def test_synthetic_shapes(tmp_path):
-    doc = _bench(tmp_path, "--synthetic", "tiny", "--batches", "1,2")
+def test_synthetic_shapes(tmp_path, asr_cache):
+    doc = _bench(tmp_path, asr_cache, "--synthetic", "tiny", "--batches", "1,2")
     points = doc["synthetic"]["points"]
     assert doc["synthetic"]["tokens_per_window"] == 100
     assert [p["batch"] for p in points] == [1, 2]

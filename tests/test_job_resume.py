@@ -50,12 +50,8 @@ KILL_POINTS = {
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, offline_model_dir):
-    from asr_actor.offline_model import prepare_offline_model
-
-    cache = tmp_path_factory.mktemp("cache")
-    prepare_offline_model(cache / "models" / "whisper-tiny.en")
-    e = job_env({}, cache)
+def env(asr_cache, offline_model_dir):
+    e = job_env({}, asr_cache)  # the session's converted offline model
     yield e
     ray_stop(e)
 

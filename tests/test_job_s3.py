@@ -22,19 +22,15 @@ CONFIG = "configs/local.yaml"
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory, offline_model_dir):
+def s3(asr_cache, offline_model_dir):
     import boto3
 
     with s3_server() as aws:
         client = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
                               aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"], region_name=aws["AWS_DEFAULT_REGION"])
         client.create_bucket(Bucket=BUCKET)
-        cache = tmp_path_factory.mktemp("cache")
-        # The offline model converted once here; the job's workers find it in ASR_BATCH_CACHE.
-        from asr_actor.offline_model import prepare_offline_model
-
-        prepare_offline_model(cache / "models" / "whisper-tiny.en")
-        yield client, job_env(aws, cache)
+        # The job's workers find the session's converted offline model in ASR_BATCH_CACHE.
+        yield client, job_env(aws, asr_cache)
 
 
 def _put_manifest(client, rows: list[dict], key: str) -> str:

@@ -19,19 +19,16 @@ BUCKET = "asr-submit-test"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ray_job_submit_runs_the_job(tmp_path, offline_model_dir):
+def test_ray_job_submit_runs_the_job(asr_cache, offline_model_dir):
     import boto3
 
-    from asr_actor.offline_model import prepare_offline_model
-
-    prepare_offline_model(tmp_path / "cache" / "models" / "whisper-tiny.en")
     with s3_server() as aws:
         s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name=aws["AWS_DEFAULT_REGION"],
                           aws_access_key_id=aws["AWS_ACCESS_KEY_ID"], aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
         s3.create_bucket(Bucket=BUCKET)
         for p in (GOOD / "flac16k_mono.flac", GOOD / "opus48k_mono.ogg", BAD / "text_file.m4a"):
             s3.put_object(Bucket=BUCKET, Key=f"in/{p.name}", Body=p.read_bytes())
-        env = job_env(aws, tmp_path / "cache")
+        env = job_env(aws, asr_cache)
         with ray_head(env) as address:
             submit = [
                 str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",

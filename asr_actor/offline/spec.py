@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from asr_actor.ct2_reader import ModelBin, ModelBinError
+from asr_actor.offline.reader import ModelBin, ModelBinError
 
 SPEC_NAME = "WhisperSpec"
 GELU_EXACT = 3  # CTranslate2 ActivationType code for erf-based GELU

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from asr_actor.audio import decode_audio
-from asr_actor.offline_model import source_dir
+from asr_actor.offline.folder import source_dir
 from conftest import GOOD
 
 ctranslate2 = pytest.importorskip("ctranslate2")

@@ -14,10 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-SAMPLE_RATE = 16_000  # Hz
-CHUNK_LENGTH = 30  # s, one encoder window
-HOP_LENGTH = 160  # samples between mel frames
-N_FFT = 400  # samples per STFT frame
+from asr_actor.features import LogMel
 
 EOS = "<|endoftext|>"  # also pad and unk
 SOT = "<|startoftranscript|>"  # bos and decoder start
@@ -125,21 +122,8 @@ def tokenizer_config(architecture: Mapping[str, Any], tokenizer: Mapping[str, An
 
 
 def preprocessor_config(num_mel_bins: int) -> dict[str, Any]:
-    """``preprocessor_config.json`` for ``WhisperFeatureExtractor``."""
-    return {
-        "feature_extractor_type": "WhisperFeatureExtractor",
-        "processor_class": "WhisperProcessor",
-        "feature_size": num_mel_bins,
-        "sampling_rate": SAMPLE_RATE,
-        "hop_length": HOP_LENGTH,
-        "chunk_length": CHUNK_LENGTH,
-        "n_fft": N_FFT,
-        "n_samples": CHUNK_LENGTH * SAMPLE_RATE,
-        "nb_max_frames": CHUNK_LENGTH * SAMPLE_RATE // HOP_LENGTH,
-        "padding_side": "right",
-        "padding_value": 0.0,
-        "return_attention_mask": False,
-    }
+    """``preprocessor_config.json`` for ``WhisperFeatureExtractor``: Whisper's log-mel settings."""
+    return LogMel(n_mels=num_mel_bins).to_preprocessor_config()
 
 
 def read_vocabulary(path: Path) -> list[str]:

@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from asr_actor.ct2_reader import ModelBinError, read_model_bin
-from asr_actor.offline_model import source_dir
+from asr_actor.offline.folder import source_dir
+from asr_actor.offline.reader import ModelBinError, read_model_bin
 
 
 def _string(s: str) -> bytes:
