@@ -1,7 +1,10 @@
-"""The one output schema: the same pyarrow schema for ok rows and error rows.
+"""Every column's name and type: the one output schema, the manifest's inputs, and the working columns.
 
-Manifest columns that are not part of the contract pass through unchanged, appended
-after the contract's columns with the types they have in the frozen manifest.
+The output schema is the same pyarrow schema for ok rows and error rows. Manifest
+columns that are not part of the contract pass through unchanged, appended after the
+contract's columns with the types they have in the frozen manifest. The working
+columns exist only between stages (encoded audio, waveforms, windows, features) and
+are never written; :mod:`jobs.wire` says how they cross Ray stages.
 """
 
 from __future__ import annotations
@@ -11,24 +14,61 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
-SEGMENT = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())])
+# --- the output contract (DESIGN.md, "Output schema") ---
+ID = "id"  # manifest key
+URI = "uri"  # where the audio was read
+TEXT = "text"  # the whole transcript; null on error
+SEGMENTS = "segments"  # timestamped segments, seconds
+LANGUAGE = "language"  # given or detected language code
+DURATION = "duration_s"  # decoded audio length, s
+ERROR = "error"  # stage and cause; null when ok
+MODEL = "model"  # model id or path
+FINGERPRINT = "config_fingerprint"  # hash of everything that changes the transcript
+RUN_ID = "run_id"  # the run that wrote the row
+TRANSCRIBED_AT = "transcribed_at"
 
+SEGMENT = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())])
 OUTPUT_FIELDS = [
-    pa.field("id", pa.string(), nullable=False),  # manifest key
-    pa.field("uri", pa.string()),  # where the audio was read
-    pa.field("text", pa.string()),  # the whole transcript; null on error
-    pa.field("segments", pa.list_(SEGMENT)),  # timestamped segments, seconds
-    pa.field("language", pa.string()),  # given or detected language code
-    pa.field("duration_s", pa.float64()),  # decoded audio length
-    pa.field("error", pa.string()),  # stage and cause; null when ok
-    pa.field("model", pa.string()),  # model id or path
-    pa.field("config_fingerprint", pa.string()),  # hash of everything that changes the transcript
-    pa.field("run_id", pa.string()),  # the run that wrote the row
-    pa.field("transcribed_at", pa.timestamp("us", tz="UTC")),
+    pa.field(ID, pa.string(), nullable=False),
+    pa.field(URI, pa.string()),
+    pa.field(TEXT, pa.string()),
+    pa.field(SEGMENTS, pa.list_(SEGMENT)),
+    pa.field(LANGUAGE, pa.string()),
+    pa.field(DURATION, pa.float64()),
+    pa.field(ERROR, pa.string()),
+    pa.field(MODEL, pa.string()),
+    pa.field(FINGERPRINT, pa.string()),
+    pa.field(RUN_ID, pa.string()),
+    pa.field(TRANSCRIBED_AT, pa.timestamp("us", tz="UTC")),
 ]
 CONTRACT_COLUMNS = tuple(f.name for f in OUTPUT_FIELDS)
+RESULT_COLUMNS = (TEXT, SEGMENTS, LANGUAGE, DURATION, ERROR)  # what the transcriber adds to a row
+
+# --- the manifest ---
+TASK = "task"  # transcribe | translate, per row
+SIZE = "size"  # bytes of the object, from a prefix listing
+ETAG = "etag"  # ETag or mtime of the object, from a prefix listing
 # Manifest columns the job itself consumes; they are not passed through again.
-MANIFEST_INPUT_COLUMNS = ("id", "uri", "language", "task")
+MANIFEST_INPUT_COLUMNS = (ID, URI, LANGUAGE, TASK)
+
+# --- working columns between stages, never written ---
+AUDIO = "audio"  # bytes of the encoded file
+WAVEFORM = "waveform"  # float32 16 kHz mono samples
+FEATURES = "features"  # [n_windows, n_mels, frames] float32 log-mel; None = the whole file goes to long-form
+WINDOWS = "windows"  # [n_windows, 2] int64 sample bounds [start, end)
+WORKING_COLUMNS = (AUDIO, WAVEFORM, FEATURES, WINDOWS)  # dropped from the output rows
+# The same arrays as plain Arrow columns, to cross Ray stages without conversion (jobs.wire).
+FEATURE_BYTES = "features_f32"  # raw float32 bytes of FEATURES
+WINDOW_BOUNDS = "window_bounds"  # WINDOWS flattened
+WAVE_BYTES = "waveform_f32"  # raw float32 bytes of WAVEFORM
+
+# Arrow type of every column the stages make: an all-null batch must not come out as a
+# null-typed (or, in numpy batches, NaN float) column.
+COLUMN_TYPES: Mapping[str, pa.DataType] = {
+    **{f.name: f.type for f in OUTPUT_FIELDS},
+    TASK: pa.string(), SIZE: pa.int64(), ETAG: pa.string(),
+    FEATURE_BYTES: pa.binary(), WAVE_BYTES: pa.binary(), WINDOW_BOUNDS: pa.list_(pa.int64()),
+}
 
 
 def output_schema(manifest_schema: pa.Schema | None = None) -> pa.Schema:
@@ -44,12 +84,17 @@ def pass_through_columns(schema: pa.Schema) -> list[str]:
     return [name for name in schema.names if name not in CONTRACT_COLUMNS]
 
 
-def to_table(rows: Mapping[str, list[Any]], schema: pa.Schema, stamp: Mapping[str, Any], now: datetime) -> pa.Table:
+def as_table(columns: Mapping[str, Any]) -> pa.Table:
+    """Plain columns -> a table, each known column with its declared type."""
+    return pa.table({k: pa.array(list(v), type=COLUMN_TYPES.get(k)) for k, v in columns.items()})
+
+
+def to_table(rows: Mapping[str, Any], schema: pa.Schema, stamp: Mapping[str, Any], now: datetime) -> pa.Table:
     """A table in ``schema`` from transcriber output columns plus per-run ``stamp`` values."""
-    n = len(rows["id"])
+    n = len(rows[ID])
     columns = {}
     for field in schema:
-        if field.name == "transcribed_at":
+        if field.name == TRANSCRIBED_AT:
             values = [now] * n
         elif field.name in stamp:
             values = [stamp[field.name]] * n

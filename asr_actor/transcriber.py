@@ -3,7 +3,7 @@
 A plain callable class (the Ray Data actor of the job, and usable with no Ray at all):
 ``Transcriber(config)(batch)``. The batch has one row per file and carries either
 encoded ``audio`` bytes, a decoded ``waveform``, or the ``windows`` and ``features``
-of the CPU stages (``asr_actor.prepare``). Windows of every file in the batch are
+of the CPU work (:mod:`asr_actor.preprocess`). Windows of every file in the batch are
 packed into full model batches; each file's windows are stitched back into one row
 with ``text``, ``segments``, ``language``, ``duration_s`` and ``error``. A bad row
 never disturbs the others.
@@ -22,14 +22,15 @@ from asr_actor.decoding import STAGE, WindowRequest, decode_windows, detect_lang
 from asr_actor.features import LogMel
 from asr_actor.longform import transcribe_sequential
 from asr_actor.model import LoadedModel, load_model
-from asr_actor.prepare import (
-    AUDIO, DURATION, ERROR, FEATURES, HEAVY_COLUMNS, WAVEFORM, WINDOWS,
-    batch_size_of, column, decode_batch, features_batch,
+from asr_actor.preprocess import batch_size_of, column, decode_batch, window_batch
+from asr_actor.schema import (
+    AUDIO, DURATION, ERROR, FEATURES, LANGUAGE, RESULT_COLUMNS, SEGMENTS, TASK, TEXT, WAVEFORM, WINDOWS,
+    WORKING_COLUMNS,
 )
 from asr_actor.segments import Segment, stitch, to_segments
+from asr_actor.windows import WINDOW_SAMPLES
 
 log = logging.getLogger(__name__)
-RESULT_COLUMNS = ("text", "segments", "language", DURATION, ERROR)
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Transcriber:
         """The effective model id, device, dtype and attention (a :class:`ModelInfo`)."""
         return self.loaded.info
 
-    def prepare(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def preprocess(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """The CPU stages this batch still lacks: decoding, then windows and features."""
         out = dict(batch)
         if AUDIO in out and WAVEFORM not in out and FEATURES not in out:
@@ -67,19 +68,19 @@ class Transcriber:
             out[DURATION] = [0.0 if w is None else len(w) / SAMPLE_RATE for w in column(out, WAVEFORM, n)]
         if FEATURES not in out:
             chunked = self.config.decoding.long_form == "chunked"
-            out = features_batch(out, self.config.audio, self.log_mel, chunked)
+            out = window_batch(out, self.config.audio, self.log_mel, chunked)
         return out
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, list]:
         started = time.perf_counter()
-        batch = self.prepare(batch)
+        batch = self.preprocess(batch)
         n = batch_size_of(batch)
-        errors, tasks, languages = (column(batch, c, n) for c in (ERROR, "task", "language"))
+        errors, tasks, languages = (column(batch, c, n) for c in (ERROR, TASK, LANGUAGE))
         rows = [self._options(errors[i], tasks[i], languages[i]) for i in range(n)]
         self._detect(batch, rows)
         windows = self._decode_chunked(batch, rows)
         self._decode_sequential(batch, rows)
-        out = {k: list(v) for k, v in batch.items() if k not in HEAVY_COLUMNS}
+        out = {k: list(v) for k, v in batch.items() if k not in WORKING_COLUMNS}
         out.update(self._results(rows))
         out[DURATION] = [float(d or 0.0) for d in batch[DURATION]]
         log.info("transcribed %d files (%d windows) in %.2f s", n, windows, time.perf_counter() - started)
@@ -119,8 +120,6 @@ class Transcriber:
                 rows[i].language = code
 
     def _first_window(self, batch: Mapping[str, Any], i: int):
-        from asr_actor.windows import WINDOW_SAMPLES
-
         return self.log_mel.one(batch[WAVEFORM][i][:WINDOW_SAMPLES])
 
     def _decode_chunked(self, batch: Mapping[str, Any], rows: list[_Row]) -> int:
@@ -176,8 +175,8 @@ class Transcriber:
                 row.error = f"{STAGE}: no windows were produced for this row"
             ok = row.error is None
             text, segments = stitch([row.segments]) if ok else (None, [])
-            out["text"].append(text)
-            out["segments"].append([s.as_dict() for s in segments])
-            out["language"].append(row.language if ok else None)
+            out[TEXT].append(text)
+            out[SEGMENTS].append([s.as_dict() for s in segments])
+            out[LANGUAGE].append(row.language if ok else None)
             out[ERROR].append(row.error)
         return out

@@ -23,12 +23,12 @@ from asr_actor.config import (
 
 
 @dataclass(frozen=True)
-class PrepareStage:
-    """The CPU stage: fetch, decode, windows and log-mel features."""
+class CpuStageConfig:
+    """``stages.prepare``: the CPU stage (fetch, decode, windows and log-mel features)."""
 
-    batch_size: int = 4  # files per task
-    num_cpus: float = 1.0  # per task
-    concurrency: int = 2  # tasks in flight; enough that the model stage never waits
+    batch_size: int = 4  # files per call of a CPU worker
+    num_cpus: float = 1.0  # per CPU worker
+    concurrency: int = 2  # CPU workers at most, preparing ahead of the model
     # true: the CPU workers take only CPU time nothing else wants (Linux SCHED_IDLE), so on
     # a CPU-only node they fill the model's idle moments instead of slowing it down
     idle_priority: bool = False
@@ -38,14 +38,14 @@ class PrepareStage:
 
 
 @dataclass(frozen=True)
-class TranscribeStage:
-    """The model stage: an autoscaling pool of actors, one model each."""
+class ModelStageConfig:
+    """``stages.transcribe``: an autoscaling pool of model actors, one model each."""
 
     min_actors: int = 1
     max_actors: int = 1
-    batch_size: int = 8  # files per actor call; their windows are packed by decoding.batch_size
+    batch_size: int = 8  # files per model-actor call; their windows are packed by decoding.batch_size
     num_gpus: float = 0.0  # per actor; 1 on GPU nodes
-    num_cpus: float = 1.0  # per actor
+    num_cpus: float = 1.0  # per actor; on CPU it is also the actor's torch thread count
 
     def __post_init__(self) -> None:
         _check(1 <= self.min_actors <= self.max_actors, "stages.transcribe: need 1 <= min_actors <= max_actors")
@@ -53,10 +53,10 @@ class TranscribeStage:
 
 
 @dataclass(frozen=True)
-class WriteStage:
-    """The writer: one Parquet part per batch of results."""
+class WriteStageConfig:
+    """``stages.write``: the writer, one Parquet part per batch of results."""
 
-    batch_size: int = 16  # rows per part
+    batch_size: int = 16  # rows per Parquet part
     num_cpus: float = 0.5
 
     def __post_init__(self) -> None:
@@ -64,10 +64,10 @@ class WriteStage:
 
 
 @dataclass(frozen=True)
-class Stages:
-    prepare: PrepareStage = field(default_factory=PrepareStage)
-    transcribe: TranscribeStage = field(default_factory=TranscribeStage)
-    write: WriteStage = field(default_factory=WriteStage)
+class StagesConfig:
+    prepare: CpuStageConfig = field(default_factory=CpuStageConfig)
+    transcribe: ModelStageConfig = field(default_factory=ModelStageConfig)
+    write: WriteStageConfig = field(default_factory=WriteStageConfig)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class JobConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
-    stages: Stages = field(default_factory=Stages)
+    stages: StagesConfig = field(default_factory=StagesConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
     def transcriber(self) -> TranscriberConfig:

@@ -1,8 +1,8 @@
 """``asr-batch transcribe``: the transcriber on local files in this process, no Ray.
 
-The origin script's single-machine use, done the project's way: files are read and
-decoded, windows from all of them are packed into full batches, one JSON line per file
-is written (errors included), and a summary line gives files ok / failed, audio
+The origin script's single-machine use, done the project's way: files are fetched
+and decoded, windows from all of them are packed into full batches, one JSON line per
+file is written (errors included), and a summary line gives files ok / failed, audio
 seconds, wall seconds and RTFx.
 """
 
@@ -16,19 +16,16 @@ from pathlib import Path
 from typing import Iterator, Sequence, TextIO
 
 from asr_actor.config import TranscriberConfig
+from asr_actor.schema import DURATION, ERROR, ID, LANGUAGE, SEGMENTS, TEXT, URI
 from asr_actor.transcriber import Transcriber
+from jobs.fetch import fetch_batch
+
+LINE_COLUMNS = (ID, TEXT, SEGMENTS, LANGUAGE, DURATION, ERROR)  # one JSON line per file
 
 
 def _chunks(paths: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
     for lo in range(0, len(paths), size):
         yield paths[lo : lo + size]
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
 
 
 def transcribe_files(cfg: TranscriberConfig, paths: Sequence[Path], out: TextIO, files_per_batch: int = 32) -> dict:
@@ -38,14 +35,13 @@ def transcribe_files(cfg: TranscriberConfig, paths: Sequence[Path], out: TextIO,
     ok = failed = 0
     audio_s = 0.0
     for group in _chunks(list(paths), files_per_batch):
-        data = [_read(p) for p in group]
-        errors = [None if d is not None else f"fetch: cannot read {p}" for p, d in zip(group, data)]
-        result = transcriber({"id": [str(p) for p in group], "audio": data, "error": errors})
+        names = [str(p) for p in group]
+        result = transcriber(fetch_batch({ID: names, URI: names}, cfg.audio))
         for i in range(len(group)):
-            row = {k: result[k][i] for k in ("id", "text", "segments", "language", "duration_s", "error")}
+            row = {k: result[k][i] for k in LINE_COLUMNS}
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            ok, failed = ok + (row["error"] is None), failed + (row["error"] is not None)
-            audio_s += row["duration_s"]
+            ok, failed = ok + (row[ERROR] is None), failed + (row[ERROR] is not None)
+            audio_s += row[DURATION]
         out.flush()
         print(f"progress: {ok + failed}/{len(paths)} files", file=sys.stderr)
     wall = time.perf_counter() - started

@@ -13,6 +13,7 @@ import io
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from asr_actor.schema import ETAG, ID, SIZE, URI
 from jobs import storage
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".webm", ".mkv", ".aac")
@@ -49,7 +50,7 @@ def _list_prefix(uri: str) -> pa.Table:
     if not rows:
         raise ManifestError(f"{storage.redact(uri)}: no audio files ({', '.join(AUDIO_SUFFIXES)}) under this prefix")
     uris, sizes, tags = zip(*rows)
-    return pa.table({"id": list(uris), "uri": list(uris), "size": list(sizes), "etag": list(tags)})
+    return pa.table({ID: list(uris), URI: list(uris), SIZE: list(sizes), ETAG: list(tags)})
 
 
 def _is_prefix(uri: str) -> bool:
@@ -72,21 +73,21 @@ def read_manifest(uri: str) -> pa.Table:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise ManifestError(f"{shown}: cannot read the manifest ({type(exc).__name__}: {exc})") from exc
-    if "uri" not in table.column_names:
-        raise ManifestError(f"{shown}: no 'uri' column (columns: {table.column_names})")
+    if URI not in table.column_names:
+        raise ManifestError(f"{shown}: no {URI!r} column (columns: {table.column_names})")
     if table.num_rows == 0:
         raise ManifestError(f"{shown}: the manifest has no rows")
-    uris = table.column("uri").cast(pa.string())
+    uris = table.column(URI).cast(pa.string())
     if uris.null_count:
-        raise ManifestError(f"{shown}: {uris.null_count} row(s) have an empty 'uri'")
+        raise ManifestError(f"{shown}: {uris.null_count} row(s) have an empty {URI!r}")
     base = storage.parent(uri)
     uris = pa.array([storage.absolute(u, base) for u in uris.to_pylist()], pa.string())
-    ids = table.column("id").cast(pa.string()) if "id" in table.column_names else uris
+    ids = table.column(ID).cast(pa.string()) if ID in table.column_names else uris
     if pc.count(ids, mode="only_null").as_py():
-        raise ManifestError(f"{shown}: some rows have an empty 'id'")
+        raise ManifestError(f"{shown}: some rows have an empty {ID!r}")
     counts = pc.value_counts(ids)
     dups = [c["values"].as_py() for c in counts if c["counts"].as_py() > 1]
     if dups:
         raise ManifestError(f"{shown}: duplicate ids ({len(dups)}), e.g. {dups[:3]}")
-    rest = [c for c in table.column_names if c not in ("id", "uri")]
-    return pa.table([ids, uris, *(table.column(c) for c in rest)], names=["id", "uri", *rest])
+    rest = [c for c in table.column_names if c not in (ID, URI)]
+    return pa.table([ids, uris, *(table.column(c) for c in rest)], names=[ID, URI, *rest])

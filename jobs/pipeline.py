@@ -1,6 +1,6 @@
 """The job as a short recipe of named stages on Ray Data.
 
-    plan -> prepare (fetch, decode, features; CPU tasks) -> transcribe (actor pool)
+    plan -> prepare (fetch, decode, windows + log-mel; CPU actors) -> transcribe (model actors)
          -> write (Parquet parts) -> finalize (deduplicate, _SUCCESS)
 
 ``plan`` freezes the manifest and run.json on a new run, or reads them back on resume
@@ -21,14 +21,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from asr_actor.schema import MANIFEST_INPUT_COLUMNS, output_schema
+from asr_actor.schema import DURATION, FINGERPRINT, ID, MANIFEST_INPUT_COLUMNS, MODEL, RUN_ID, output_schema
 from jobs import storage
 from jobs.config import JobConfig, config_to_dict
 from jobs.manifest import read_manifest
 from jobs.run_folder import RunFolder, summarize
-from jobs.stages import PrepareStage, TranscribeActor, WriteStage
+from jobs.workers import CpuWorker, ModelWorker, PartWriter
 
-MAX_INPUT_BLOCKS = 1024  # a run's input blocks: one per prepare batch on small runs, bounded on huge ones
+MAX_INPUT_BLOCKS = 1024  # a run's input blocks: one per CPU-stage batch on small runs, bounded on huge ones
 _VERSIONS = ("asr-batch", "torch", "transformers", "ray", "pyarrow", "av", "fsspec", "s3fs")
 
 
@@ -75,7 +75,7 @@ def plan(cfg: JobConfig, resume: bool) -> Plan:
             "host": {"python": platform.python_version(), "machine": platform.machine()},
         })
     done = folder.done_ids()
-    ids = manifest.column("id").to_pylist()
+    ids = manifest.column(ID).to_pylist()
     todo = manifest.filter(pa.array([i not in done for i in ids])) if done else manifest
     return Plan(folder, run_id, manifest, todo, len(ids) - todo.num_rows)
 
@@ -96,7 +96,7 @@ def _init_ray(cfg: JobConfig) -> None:
 
 
 def _source(todo: pa.Table, batch_size: int):
-    """The rows still to do, as blocks built in the driver: one prepare batch per block
+    """The rows still to do, as blocks built in the driver: one CPU-stage batch per block
     (so several CPU workers share a small run), at most ``MAX_INPUT_BLOCKS`` blocks.
 
     Only the columns the stages read travel (pass-through columns are joined back by the
@@ -122,20 +122,20 @@ def _dataset(cfg: JobConfig, p: Plan):
     st = cfg.stages
     ds = _source(p.todo, st.prepare.batch_size)
     ds = ds.map_batches(
-        PrepareStage, batch_size=st.prepare.batch_size, batch_format="pyarrow",
+        CpuWorker, batch_size=st.prepare.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"model": cfg.model, "audio": cfg.audio, "chunked": cfg.decoding.long_form == "chunked",
                                "idle_priority": st.prepare.idle_priority},
         compute=ActorPoolStrategy(min_size=1, max_size=st.prepare.concurrency), num_cpus=st.prepare.num_cpus,
     )
     ds = ds.map_batches(
-        TranscribeActor, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
+        ModelWorker, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"transcriber_config": cfg.transcriber()},
         compute=ActorPoolStrategy(min_size=st.transcribe.min_actors, max_size=st.transcribe.max_actors),
         num_gpus=st.transcribe.num_gpus or None, num_cpus=st.transcribe.num_cpus,
     )
-    stamp = {"model": cfg.model.id, "config_fingerprint": cfg.fingerprint(), "run_id": p.run_id}
+    stamp = {MODEL: cfg.model.id, FINGERPRINT: cfg.fingerprint(), RUN_ID: p.run_id}
     return ds.map_batches(
-        WriteStage, batch_size=st.write.batch_size, batch_format="pyarrow",
+        PartWriter, batch_size=st.write.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp},
         compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=st.write.num_cpus,
     )
@@ -152,8 +152,8 @@ def run_job(cfg: JobConfig, resume: bool = False) -> dict[str, Any]:
         _init_ray(cfg)
         done = p.skipped
         for batch in _dataset(cfg, p).iter_batches(batch_size=None, batch_format="numpy"):
-            done += len(batch["id"])
-            audio_now += float(sum(batch["duration_s"]))
+            done += len(batch[ID])
+            audio_now += float(sum(batch[DURATION]))
             print(f"progress: {done}/{total} files", file=sys.stderr, flush=True)
     dropped = p.folder.deduplicate()
     counts = summarize(p.folder.read_all())

@@ -21,12 +21,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from asr_actor.schema import DURATION, ERROR, ID
 from jobs import storage
 
 PART_SUFFIX = ".parquet"
 
 
 class RunFolder:
+    """One run's folder on any fsspec storage: its JSON files, frozen manifest and Parquet parts."""
+
     def __init__(self, uri: str) -> None:
         self.uri = uri.rstrip("/")
 
@@ -61,7 +64,7 @@ class RunFolder:
     def done_ids(self) -> set[str]:
         done: set[str] = set()
         for part in self.parts():
-            done.update(self.read_part(part, ["id"]).column("id").to_pylist())
+            done.update(self.read_part(part, [ID]).column(ID).to_pylist())
         return done
 
     def write_part(self, table: pa.Table) -> str:
@@ -71,7 +74,7 @@ class RunFolder:
 
     def read_all(self) -> pa.Table:
         tables = [self.read_part(p) for p in self.parts()]
-        return pa.concat_tables(tables, promote_options="default") if tables else pa.table({"id": pa.array([], pa.string())})
+        return pa.concat_tables(tables, promote_options="default") if tables else pa.table({ID: pa.array([], pa.string())})
 
     def deduplicate(self) -> int:
         """Drop repeated ids (keeping the first part's row, in name order); return how many were dropped."""
@@ -80,7 +83,7 @@ class RunFolder:
         for part in self.parts():
             table = self.read_part(part)
             keep = []
-            for i in table.column("id").to_pylist():
+            for i in table.column(ID).to_pylist():
                 keep.append(i not in seen)
                 seen.add(i)
             if all(keep):
@@ -103,6 +106,6 @@ def summarize(table: pa.Table) -> dict[str, Any]:
     """Counts of the rows in ``data/``: ok, failed, audio seconds."""
     if table.num_rows == 0:
         return {"rows": 0, "ok": 0, "failed": 0, "audio_s": 0.0}
-    failed = table.num_rows - pc.count(table.column("error"), mode="only_null").as_py()
-    audio = pc.sum(table.column("duration_s")).as_py() or 0.0
+    failed = table.num_rows - pc.count(table.column(ERROR), mode="only_null").as_py()
+    audio = pc.sum(table.column(DURATION)).as_py() or 0.0
     return {"rows": table.num_rows, "ok": table.num_rows - failed, "failed": failed, "audio_s": round(audio, 3)}

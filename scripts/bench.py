@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         modes.start(wanted)
         fns, results = {}, {}
         for mode in wanted:
-            fn = modes.prepare(mode, files, args.batch_size)
+            fn = modes.build(mode, files, args.batch_size)
             if fn is None:
                 results[mode] = {"skipped": "not installed"}
             else:

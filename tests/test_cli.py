@@ -25,7 +25,7 @@ def test_transcribe_writes_one_line_per_file_and_a_summary(offline_model_dir, tm
     assert [r["id"] for r in rows] == [str(f) for f in files]
     assert rows[0]["error"] is None and "corrupt file should never stop" in rows[0]["text"].lower()
     assert rows[1]["error"] == "decode: empty file (0 bytes)"
-    assert rows[2]["error"].startswith("fetch: cannot read") and rows[2]["text"] is None
+    assert rows[2]["error"] == f"fetch: object not found: {files[2]}" and rows[2]["text"] is None
     summary = json.loads(proc.stderr.split("summary: ", 1)[1])
     assert (summary["files_ok"], summary["files_failed"]) == (1, 2)
     assert summary["model"]["dtype"] == "float32" and summary["rtfx"] > 0

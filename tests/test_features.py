@@ -46,7 +46,7 @@ def test_shapes_padding_and_settings(offline_model_dir):
 
 def test_the_cpu_stage_never_imports_torch(offline_model_dir):
     code = (
-        "import sys; from jobs.stages import _log_mel, PrepareStage; from asr_actor.config import ModelConfig; "
+        "import sys; from jobs.workers import _log_mel, CpuWorker; from asr_actor.config import ModelConfig; "
         f"print(_log_mel(ModelConfig(id={str(offline_model_dir)!r})).n_mels, "
         "'torch' in sys.modules, 'transformers' in sys.modules)"
     )

@@ -36,7 +36,7 @@ def test_half_precision_end_to_end(offline_model_dir, dtype, attention):
     assert (t.info.dtype, t.info.attention) == (dtype, attention)
     assert t.loaded.model.dtype == getattr(torch, dtype)
     paths = good_fixtures()
-    batch = t.prepare({"id": [p.name for p in paths], "audio": [p.read_bytes() for p in paths]})
+    batch = t.preprocess({"id": [p.name for p in paths], "audio": [p.read_bytes() for p in paths]})
     t(batch)  # warm-up
     torch.cuda.synchronize()
     started = time.perf_counter()

@@ -12,9 +12,9 @@ import pytest
 from asr_actor.config import AudioConfig, ConfigError
 from asr_actor.schema import CONTRACT_COLUMNS, output_schema
 from jobs.config import JobConfig, apply_overrides, load_config
+from jobs.fetch import fetch_batch
 from jobs.manifest import ManifestError, read_manifest
 from jobs.run_folder import RunFolder
-from jobs.stages import fetch_batch
 from conftest import GOOD
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
@@ -129,7 +129,7 @@ def test_redact_strips_credentials():
 def test_writer_joins_pass_through_columns_from_the_frozen_manifest_with_their_types(tmp_path):
     from datetime import datetime, timezone
 
-    from jobs.stages import WriteStage
+    from jobs.workers import PartWriter
 
     when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
     manifest = pa.table({
@@ -138,7 +138,7 @@ def test_writer_joins_pass_through_columns_from_the_frozen_manifest_with_their_t
     })
     folder = RunFolder(str(tmp_path / "run"))
     folder.freeze_manifest(manifest)
-    writer = WriteStage(folder.uri, output_schema(manifest.schema), {"model": "m", "config_fingerprint": "f", "run_id": "r"})
+    writer = PartWriter(folder.uri, output_schema(manifest.schema), {"model": "m", "config_fingerprint": "f", "run_id": "r"})
     # Results arrive in any order and carry only the columns the stages use.
     batch = pa.table({"id": ["c", "a"], "uri": ["/x/c.wav", "/x/a.wav"], "text": ["three", None],
                       "segments": pa.array([[], []], pa.list_(pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())]))),
@@ -158,7 +158,7 @@ def test_idle_priority_applies_to_the_calling_thread_only():
     import os
     import threading
 
-    from jobs.stages import lower_cpu_priority
+    from jobs.cpu_priority import lower_cpu_priority
 
     seen = {}
 

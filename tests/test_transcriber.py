@@ -75,7 +75,7 @@ def test_words_at_seams_are_neither_lost_nor_repeated(transcriber):
 
 
 def test_short_files_cost_one_window(transcriber):
-    prepared = transcriber.prepare(_batch([GOOD / n for n in SHORT] + [LONG]))
+    prepared = transcriber.preprocess(_batch([GOOD / n for n in SHORT] + [LONG]))
     assert [len(f) for f in prepared["features"][:-1]] == [1, 1, 1, 1]
     bounds = prepared["windows"][-1] / 16_000
     assert len(prepared["features"][-1]) == len(bounds)

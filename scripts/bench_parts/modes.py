@@ -1,4 +1,4 @@
-"""The measured ways of transcribing the corpus. Each ``prepare`` returns a closure that
+"""The measured ways of transcribing the corpus. Each ``build`` returns a closure that
 transcribes the files it is given and returns the audio seconds it covered."""
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def _faster_whisper(batch_size: int) -> Callable[[Files], float] | None:
     return run
 
 
-def prepare(mode: str, files: Files, batch_size: int) -> Callable[[Files], float] | None:
+def build(mode: str, files: Files, batch_size: int) -> Callable[[Files], float] | None:
     if mode == "bare":
         return _bare(files, batch_size)
     if mode in ("job", "job_s3"):

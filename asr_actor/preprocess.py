@@ -1,7 +1,7 @@
-"""CPU stages on a dict batch (one row per file): decode audio bytes, then cut windows and compute features.
+"""The CPU work on a dict batch (one row per file): decode audio bytes, then cut windows and compute features.
 
 Both are plain functions of a columnar batch (``{column: sequence}``), so they run the
-same in a Ray Data ``map_batches`` stage, inside the transcriber, or in a unit test.
+same in the job's CPU stage, inside the transcriber, or in a unit test.
 A row that already carries an ``error`` passes through untouched; a row that fails
 here gets one and keeps going as an error row.
 """
@@ -15,15 +15,8 @@ import numpy as np
 from asr_actor.audio import decode_audio
 from asr_actor.config import AudioConfig
 from asr_actor.features import LogMel
+from asr_actor.schema import AUDIO, DURATION, ERROR, FEATURES, WAVEFORM, WINDOWS
 from asr_actor.windows import WINDOW_SAMPLES, plan_windows
-
-AUDIO = "audio"  # bytes of the encoded file
-WAVEFORM = "waveform"  # float32 16 kHz mono samples
-FEATURES = "features"  # [n_windows, n_mels, 3000] float32 log-mel; None = whole file goes to long-form
-WINDOWS = "windows"  # [n_windows, 2] int64 sample bounds [start, end)
-ERROR = "error"
-DURATION = "duration_s"
-HEAVY_COLUMNS = (AUDIO, WAVEFORM, FEATURES, WINDOWS)  # dropped from the output rows
 
 
 def batch_size_of(batch: Mapping[str, Any]) -> int:
@@ -59,7 +52,7 @@ def decode_batch(batch: Mapping[str, Any], cfg: AudioConfig) -> dict[str, Any]:
     return out
 
 
-def features_batch(
+def window_batch(
     batch: Mapping[str, Any], cfg: AudioConfig, log_mel: LogMel, windowed_long_form: bool = True
 ) -> dict[str, Any]:
     """``waveform`` -> ``windows`` and their log-mel ``features``.

@@ -1,9 +1,9 @@
-"""The CPU stages on plain dict batches, no model."""
+"""The CPU work on plain dict batches, no model."""
 
 from __future__ import annotations
 
 from asr_actor.config import AudioConfig
-from asr_actor.prepare import decode_batch
+from asr_actor.preprocess import decode_batch
 from conftest import BAD, GOOD
 
 
