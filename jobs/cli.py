@@ -14,14 +14,9 @@ from typing import Callable, Sequence
 def _prepare_offline_model(args: argparse.Namespace) -> int:
     from asr_actor.config import ModelConfig
     from asr_actor.model_source import offline_model_dir
-    from asr_actor.offline.folder import OfflineModelMissing, prepare_offline_model
+    from asr_actor.offline.folder import prepare_offline_model
 
-    try:
-        path = prepare_offline_model(args.dest or offline_model_dir(ModelConfig()))
-    except OfflineModelMissing as exc:
-        print(f"asr-batch: {exc}", file=sys.stderr)
-        return 2
-    print(path)
+    print(prepare_offline_model(args.dest or offline_model_dir(ModelConfig())))
     return 0
 
 
@@ -37,28 +32,23 @@ def _transcribe(args: argparse.Namespace) -> int:
     import json
 
     from asr_actor.config import ConfigError, TranscriberConfig, from_mapping
-    from asr_actor.model import ModelLoadError
     from jobs.local_transcribe import expand, transcribe_files
     from jobs.manifest import AUDIO_SUFFIXES
 
     _quiet_transformers()
-    try:
-        cfg = from_mapping(TranscriberConfig, {
-            "model": {k: v for k, v in {"id": args.model, "device": args.device}.items() if v is not None},
-            "decoding": {k: v for k, v in {"batch_size": args.batch_size, "task": args.task,
-                                           "language": args.language, "long_form": args.long_form}.items() if v is not None},
-        })
-        paths = expand(args.inputs, AUDIO_SUFFIXES)
-        if not paths:
-            raise ConfigError(f"no audio files in {args.inputs}")
-        if args.output:
-            with open(args.output, "w", encoding="utf-8") as out:
-                summary = transcribe_files(cfg, paths, out)
-        else:
-            summary = transcribe_files(cfg, paths, sys.stdout)
-    except (ConfigError, ModelLoadError) as exc:
-        print(f"asr-batch: {exc}", file=sys.stderr)
-        return 2
+    cfg = from_mapping(TranscriberConfig, {
+        "model": {k: v for k, v in {"id": args.model, "device": args.device}.items() if v is not None},
+        "decoding": {k: v for k, v in {"batch_size": args.batch_size, "task": args.task,
+                                       "language": args.language, "long_form": args.long_form}.items() if v is not None},
+    })
+    paths = expand(args.inputs, AUDIO_SUFFIXES)
+    if not paths:
+        raise ConfigError(f"no audio files in {args.inputs}")
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            summary = transcribe_files(cfg, paths, out)
+    else:
+        summary = transcribe_files(cfg, paths, sys.stdout)
     print("summary: " + json.dumps(summary), file=sys.stderr)
     return 0
 
@@ -71,29 +61,23 @@ def _summary_line(s: dict) -> str:
 def _run_or_resume(args: argparse.Namespace) -> int:
     import json
 
-    from asr_actor.config import ConfigError
-    from asr_actor.model import ModelLoadError
+    from asr_actor.errors import redact
     from jobs import storage
     from jobs.config import load_config
-    from jobs.manifest import ManifestError
     from jobs.pipeline import JobError, run_job
     from jobs.run_folder import RunFolder
 
     _quiet_transformers()
-    try:
-        if args.command == "resume":
-            uri = args.run_uri.rstrip("/")
-            recorded = RunFolder(uri).read_json("run.json")["config"] if storage.exists(storage.join(uri, "run.json")) else None
-            if recorded is None:
-                raise JobError(f"{storage.redact(uri)}: no run.json here, nothing to resume")
-            recorded.update(output=storage.parent(uri), run_id=uri.rsplit("/", 1)[-1])
-            cfg = load_config(None, args.set, **recorded)
-        else:
-            cfg = load_config(args.config, args.set, input=args.input, output=args.output, run_id=args.run_id)
-        summary = run_job(cfg, resume=args.command == "resume")
-    except (ConfigError, ManifestError, JobError, ModelLoadError) as exc:
-        print(f"asr-batch: {exc}", file=sys.stderr)
-        return 2
+    if args.command == "resume":
+        uri = args.run_uri.rstrip("/")
+        recorded = RunFolder(uri).read_json("run.json")["config"] if storage.exists(storage.join(uri, "run.json")) else None
+        if recorded is None:
+            raise JobError(f"{redact(uri)}: no run.json here, nothing to resume")
+        recorded.update(output=storage.parent(uri), run_id=uri.rsplit("/", 1)[-1])
+        cfg = load_config(None, args.set, **recorded)
+    else:
+        cfg = load_config(args.config, args.set, input=args.input, output=args.output, run_id=args.run_id)
+    summary = run_job(cfg, resume=args.command == "resume")
     print(_summary_line(summary))
     print("summary: " + json.dumps(summary), file=sys.stderr)
     return 0
@@ -102,13 +86,9 @@ def _run_or_resume(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from jobs.evaluate import EvaluateError, evaluate_run
+    from jobs.evaluate import evaluate_run
 
-    try:
-        report = evaluate_run(args.run_uri, args.references)
-    except EvaluateError as exc:
-        print(f"asr-batch: {exc}", file=sys.stderr)
-        return 2
+    report = evaluate_run(args.run_uri, args.references)
     for row in report["rows"]:
         print(json.dumps(row, ensure_ascii=False))
     print(json.dumps(report["overall"]))
@@ -170,10 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen subcommand; the return value is the exit code."""
+    """Parse ``argv`` and run the chosen subcommand; the return value is the exit code.
+
+    The one error boundary: a problem the user can fix (any ``AsrBatchError``) is one
+    line on stderr and exit 2, never a traceback.
+    """
+    from asr_actor.errors import AsrBatchError
+
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except AsrBatchError as exc:
+        print(f"asr-batch: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import yaml
 from asr_actor.config import (
     AudioConfig, ConfigError, DecodingConfig, ModelConfig, TranscriberConfig, _check, from_mapping,
 )
+from asr_actor.errors import describe
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), **fields
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read the config ({exc})") from exc
+            raise ConfigError(f"{path}: cannot read the config ({type(exc).__name__}: {describe(exc)})") from exc
     data.update({k: v for k, v in fields.items() if v is not None})
     data = apply_overrides(data, overrides)
     for required in ("input", "output"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from asr_actor.config import AudioConfig
+from asr_actor.errors import redact
 from asr_actor.preprocess import batch_size_of, column
 from asr_actor.schema import AUDIO, ERROR, URI
 from jobs import storage
@@ -18,7 +19,7 @@ STAGE = "fetch"
 
 
 def _fetch_one(uri: str, max_bytes: int | None) -> tuple[bytes | None, str | None]:
-    shown = storage.redact(uri)
+    shown = redact(uri)
     try:
         fs, path = storage.fs_and_path(uri)
         size = fs.size(path)

@@ -13,6 +13,7 @@ import io
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import ETAG, ID, SIZE, URI
 from jobs import storage
 
@@ -20,7 +21,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".we
 MANIFEST_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 
 
-class ManifestError(ValueError):
+class ManifestError(AsrBatchError):
     """The manifest cannot be used; nothing has been processed."""
 
 
@@ -48,7 +49,7 @@ def _list_prefix(uri: str) -> pa.Table:
         if path.lower().endswith(AUDIO_SUFFIXES)
     ]
     if not rows:
-        raise ManifestError(f"{storage.redact(uri)}: no audio files ({', '.join(AUDIO_SUFFIXES)}) under this prefix")
+        raise ManifestError(f"{redact(uri)}: no audio files ({', '.join(AUDIO_SUFFIXES)}) under this prefix")
     uris, sizes, tags = zip(*rows)
     return pa.table({ID: list(uris), URI: list(uris), SIZE: list(sizes), ETAG: list(tags)})
 
@@ -64,7 +65,7 @@ def _is_prefix(uri: str) -> bool:
 
 def read_manifest(uri: str) -> pa.Table:
     """The checked manifest: string ``id`` and absolute ``uri`` first, other columns after."""
-    shown = storage.redact(uri)
+    shown = redact(uri)
     try:
         if _is_prefix(uri):
             return _list_prefix(uri)
@@ -72,7 +73,7 @@ def read_manifest(uri: str) -> pa.Table:
     except ManifestError:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
-        raise ManifestError(f"{shown}: cannot read the manifest ({type(exc).__name__}: {exc})") from exc
+        raise ManifestError(f"{shown}: cannot read the manifest ({type(exc).__name__}: {describe(exc)})") from exc
     if URI not in table.column_names:
         raise ManifestError(f"{shown}: no {URI!r} column (columns: {table.column_names})")
     if table.num_rows == 0:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from asr_actor.errors import AsrBatchError, redact
 from asr_actor.schema import DURATION, FINGERPRINT, ID, MANIFEST_INPUT_COLUMNS, MODEL, RUN_ID, output_schema
 from jobs import storage
 from jobs.config import JobConfig, config_to_dict
@@ -32,7 +33,7 @@ MAX_INPUT_BLOCKS = 1024  # a run's input blocks: one per CPU-stage batch on smal
 _VERSIONS = ("asr-batch", "torch", "transformers", "ray", "pyarrow", "av", "fsspec", "s3fs")
 
 
-class JobError(RuntimeError):
+class JobError(AsrBatchError):
     """The job itself cannot run (as opposed to one bad input, which is an error row)."""
 
 
@@ -61,16 +62,16 @@ def plan(cfg: JobConfig, resume: bool) -> Plan:
     folder = RunFolder(storage.join(cfg.output, run_id))
     if resume:
         if not folder.exists():
-            raise JobError(f"{storage.redact(folder.uri)}: no run.json here, nothing to resume")
+            raise JobError(f"{redact(folder.uri)}: no run.json here, nothing to resume")
         manifest = folder.read_manifest()
     else:
         if folder.exists():
-            raise JobError(f"{storage.redact(folder.uri)}: run folder exists already; resume it or pick another --run-id")
+            raise JobError(f"{redact(folder.uri)}: run folder exists already; resume it or pick another --run-id")
         manifest = read_manifest(cfg.input)
         folder.freeze_manifest(manifest)
         folder.write_json("run.json", {
             "run_id": run_id, "started_at": datetime.now(timezone.utc).isoformat(),
-            "input": storage.redact(cfg.input), "config": config_to_dict(cfg),
+            "input": redact(cfg.input), "config": config_to_dict(cfg),
             "config_fingerprint": cfg.fingerprint(), "versions": _versions(),
             "host": {"python": platform.python_version(), "machine": platform.machine()},
         })
@@ -165,7 +166,7 @@ def run_job(cfg: JobConfig, resume: bool = False) -> dict[str, Any]:
         "ok": counts["ok"], "failed": counts["failed"], "skipped": p.skipped, "rows": counts["rows"],
         "audio_s": counts["audio_s"], "audio_hours": round(counts["audio_s"] / 3600, 4),
         "wall_s": round(wall, 2), "rtfx": round(audio_now / wall, 2) if wall else None,
-        "duplicates_dropped": dropped, "output": storage.redact(p.folder.uri),
+        "duplicates_dropped": dropped, "output": redact(p.folder.uri),
         "finished_at": datetime.now(timezone.utc).isoformat(),
     }
     p.folder.write_json("_SUCCESS", summary)

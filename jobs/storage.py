@@ -10,16 +10,8 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import uuid
 from typing import Any
-
-_USERINFO = re.compile(r"^([a-z0-9+.-]+://)[^/@]*@", re.IGNORECASE)
-
-
-def redact(uri: str) -> str:
-    """``uri`` without any ``user:secret@`` part, for logs, errors and run.json."""
-    return _USERINFO.sub(r"\1", uri)
 
 
 def fs_and_path(uri: str) -> tuple[Any, str]:

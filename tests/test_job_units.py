@@ -120,7 +120,7 @@ def test_fetch_errors_name_the_object(tmp_path):
 
 
 def test_redact_strips_credentials():
-    from jobs.storage import redact
+    from asr_actor.errors import redact
 
     assert redact("s3://AKIA:secret@bucket/key") == "s3://bucket/key"
     assert json.dumps(redact("s3://bucket/key")) == '"s3://bucket/key"'
@@ -171,3 +171,24 @@ def test_idle_priority_applies_to_the_calling_thread_only():
     t.join()
     assert seen["policy"] == os.SCHED_IDLE
     assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the test's own thread is untouched
+
+
+def test_evaluate_on_a_run_with_no_rows_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.write_json("run.json", {"run_id": "run"})
+    refs = tmp_path / "refs.csv"
+    refs.write_text("id,text\n001,hello\n")
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "evaluate", folder.uri, "--references", str(refs)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"asr-batch: {folder.uri}: the run has no transcript rows (data/ is empty or missing)"
+
+
+def test_references_keep_ids_as_written(tmp_path):
+    from jobs.evaluate import read_references
+
+    (tmp_path / "refs.csv").write_text("id,text\n001,hello\n2,world\n")
+    assert read_references(str(tmp_path / "refs.csv")) == {"001": "hello", "2": "world"}

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from asr_actor.errors import AsrBatchError
 from asr_actor.offline import hf_files as hf
 from asr_actor.offline.reader import read_model_bin
 from asr_actor.offline.spec import convert_whisper_spec
@@ -33,7 +34,7 @@ SOURCE_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 _CHUNK = 1 << 20  # bytes read at a time while hashing
 
 
-class OfflineModelMissing(RuntimeError):
+class OfflineModelMissing(AsrBatchError):
     """The package that carries the offline weights is not installed, or is incomplete."""
 
 

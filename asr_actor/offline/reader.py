@@ -21,6 +21,8 @@ from typing import Mapping
 
 import numpy as np
 
+from asr_actor.errors import AsrBatchError
+
 SUPPORTED_BINARY_VERSION = 6
 
 # CTranslate2 dtype code -> numpy dtype. bfloat16 has no numpy dtype: it is read as
@@ -38,7 +40,7 @@ _DTYPES: Mapping[int, np.dtype] = MappingProxyType(
 _BF16 = 5
 
 
-class ModelBinError(ValueError):
+class ModelBinError(AsrBatchError):
     """``model.bin`` is not a file this reader understands; the message says where."""
 
 
