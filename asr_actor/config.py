@@ -28,7 +28,7 @@ class ConfigError(AsrBatchError):
     """A config value is missing, unknown, of the wrong type or out of range."""
 
 
-def _check(ok: bool, message: str) -> None:
+def require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
 
@@ -47,11 +47,11 @@ class ModelConfig:
     cache_dir: str | None = None  # local copy of object-store models and the offline model; None = ~/.cache/asr-batch
 
     def __post_init__(self) -> None:
-        _check(bool(self.id), "model.id must not be empty")
+        require(bool(self.id), "model.id must not be empty")
         base = self.device.split(":", 1)[0]
-        _check(base in DEVICES, f"model.device {self.device!r} is not one of {DEVICES} (or cuda:N)")
-        _check(self.dtype in DTYPES, f"model.dtype {self.dtype!r} is not one of {DTYPES}")
-        _check(self.attention in ATTENTIONS, f"model.attention {self.attention!r} is not one of {ATTENTIONS}")
+        require(base in DEVICES, f"model.device {self.device!r} is not one of {DEVICES} (or cuda:N)")
+        require(self.dtype in DTYPES, f"model.dtype {self.dtype!r} is not one of {DTYPES}")
+        require(self.attention in ATTENTIONS, f"model.attention {self.attention!r} is not one of {ATTENTIONS}")
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,11 @@ class DecodingConfig:
     max_new_tokens: int | None = None  # per window; None = the model's limit (448 - prompt)
 
     def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, f"decoding.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.num_beams >= 1, f"decoding.num_beams must be >= 1, got {self.num_beams}")
-        _check(self.task in TASKS, f"decoding.task {self.task!r} is not one of {TASKS}")
-        _check(self.long_form in LONG_FORMS, f"decoding.long_form {self.long_form!r} is not one of {LONG_FORMS}")
-        _check(self.max_new_tokens is None or self.max_new_tokens >= 1, "decoding.max_new_tokens must be >= 1")
+        require(self.batch_size >= 1, f"decoding.batch_size must be >= 1, got {self.batch_size}")
+        require(self.num_beams >= 1, f"decoding.num_beams must be >= 1, got {self.num_beams}")
+        require(self.task in TASKS, f"decoding.task {self.task!r} is not one of {TASKS}")
+        require(self.long_form in LONG_FORMS, f"decoding.long_form {self.long_form!r} is not one of {LONG_FORMS}")
+        require(self.max_new_tokens is None or self.max_new_tokens >= 1, "decoding.max_new_tokens must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,9 @@ class AudioConfig:
     min_window_s: float = 20.0
 
     def __post_init__(self) -> None:
-        _check(self.max_duration_s is None or self.max_duration_s > 0, "audio.max_duration_s must be > 0")
-        _check(self.max_bytes is None or self.max_bytes > 0, "audio.max_bytes must be > 0")
-        _check(1.0 <= self.min_window_s < WINDOW_S, f"audio.min_window_s must be in [1, {WINDOW_S:g})")
+        require(self.max_duration_s is None or self.max_duration_s > 0, "audio.max_duration_s must be > 0")
+        require(self.max_bytes is None or self.max_bytes > 0, "audio.max_bytes must be > 0")
+        require(1.0 <= self.min_window_s < WINDOW_S, f"audio.min_window_s must be in [1, {WINDOW_S:g})")
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,8 @@ memory of a worker that loads transformers.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -76,12 +74,6 @@ class LogMel:
         """Settings from a ``preprocessor_config.json`` mapping (Whisper's defaults where it has none)."""
         return cls(**{name: int(config[key]) for name, key in cls._KEYS.items() if key in config})
 
-    @classmethod
-    def from_folder(cls, folder: str | Path) -> "LogMel":
-        """Settings from a model folder's ``preprocessor_config.json`` (defaults where it has none)."""
-        path = Path(folder) / "preprocessor_config.json"
-        return cls.from_preprocessor_config(json.loads(path.read_text()) if path.is_file() else {})
-
     def to_preprocessor_config(self) -> dict[str, Any]:
         """The ``preprocessor_config.json`` that ``WhisperFeatureExtractor`` reads these settings from."""
         return {
@@ -98,6 +90,11 @@ class LogMel:
     def of(cls, feature_extractor: Any) -> "LogMel":
         """Settings of a transformers ``WhisperFeatureExtractor``."""
         return cls(**{name: int(getattr(feature_extractor, key)) for name, key in cls._KEYS.items()})
+
+    def differences(self, other: "LogMel") -> list[str]:
+        """``name: mine != theirs`` for every setting that differs (empty when they match)."""
+        mine, theirs = asdict(self), asdict(other)
+        return [f"{k}: {mine[k]} != {theirs[k]}" for k in mine if mine[k] != theirs[k]]
 
     @cached_property
     def _filters(self) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Load one Whisper model: where it comes from, and the device, dtype and attention policy.
 
 Policy: CUDA -> float16 (bfloat16 selectable), CPU -> float32. Attention ``auto`` takes
-``flash_attention_2`` when ``flash_attn`` imports and the GPU can run it (compute
-capability 8.0+, half precision), else ``sdpa``, else ``eager``. An explicit choice
-that cannot work fails with a message saying why. Weights load from safetensors only
-and never with remote code.
+``flash_attention_2`` when ``flash_attn`` imports and a visible GPU can run it (compute
+capability 8.0+, half precision), else ``sdpa``. An explicit choice that cannot work
+fails with a message saying why. The same functions serve the job's driver, which has
+no GPU to look at (:mod:`asr_actor.model_plan`): it decides once and the model actors
+load exactly that. Weights load from safetensors only and never with remote code.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from asr_actor.model_source import resolve_model_source
 log = logging.getLogger(__name__)
 
 FLASH_ATTENTION_MIN_CAPABILITY = (8, 0)  # Ampere; flash-attn 2 does not run on older GPUs
-_HALF = ("float16", "bfloat16")
+HALF = ("float16", "bfloat16")
 
 
 class ModelLoadError(AsrBatchError):
@@ -30,7 +31,7 @@ class ModelLoadError(AsrBatchError):
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What was actually loaded: recorded in run.json and on every output row."""
+    """What was actually loaded: the device, dtype and attention the model runs with."""
 
     model_id: str  # as configured (hub id, folder, URL or offline:tiny.en)
     revision: str | None  # as configured, or the commit hash the hub resolved
@@ -47,56 +48,61 @@ class LoadedModel:
     info: ModelInfo
 
 
-def resolve_device(requested: str) -> str:
-    import torch
-
+def resolve_device(requested: str, cuda_available: bool) -> str:
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
+        return "cuda" if cuda_available else "cpu"
+    if requested.startswith("cuda") and not cuda_available:
         raise ModelLoadError(f"model.device is {requested!r} but no CUDA device is visible; use 'auto' or 'cpu'")
     return requested
 
 
 def resolve_dtype(requested: str, device: str) -> str:
-    import torch
-
     if requested == "auto":
         return "float16" if device.startswith("cuda") else "float32"
-    if device == "cpu" and requested in _HALF:
+    if device == "cpu" and requested in HALF:
         raise ModelLoadError(f"model.dtype {requested} on CPU: half precision is slow or unsupported there; use float32")
-    if requested == "bfloat16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
-        raise ModelLoadError("model.dtype bfloat16: this GPU does not support it; use float16")
     return requested
 
 
-def _flash_attention_problem(device: str, dtype: str) -> str | None:
-    """Why flash_attention_2 cannot run here, or None when it can."""
+def cuda_capability(device: str) -> tuple[int, int] | None:
+    """The compute capability of ``device``, or None when it is not a CUDA device visible here."""
+    if not device.startswith("cuda"):
+        return None
     import torch
 
+    return tuple(torch.cuda.get_device_capability(torch.device(device))) if torch.cuda.is_available() else None
+
+
+def flash_attention_problem(device: str, dtype: str, capability: tuple[int, int] | None) -> str | None:
+    """Why flash_attention_2 cannot run, or None when it can (or when no GPU is visible to check)."""
     if not device.startswith("cuda"):
         return "it needs a CUDA device"
-    if dtype not in _HALF:
+    if dtype not in HALF:
         return f"it needs float16 or bfloat16, not {dtype}"
-    if importlib.util.find_spec("flash_attn") is None:
-        return "the flash-attn package is not installed (pip install 'asr-batch[gpu]')"
-    capability = torch.cuda.get_device_capability(torch.device(device))
+    if capability is None:
+        return None  # no GPU visible here (the driver): the model actor checks the rest
     if capability < FLASH_ATTENTION_MIN_CAPABILITY:
         return f"the GPU's compute capability {capability} is below {FLASH_ATTENTION_MIN_CAPABILITY}"
+    if importlib.util.find_spec("flash_attn") is None:
+        return "the flash-attn package is not installed (pip install 'asr-batch[gpu]')"
     return None
 
 
-def resolve_attention(requested: str, device: str, dtype: str) -> str:
-    import torch.nn.functional as F
-
+def resolve_attention(requested: str, device: str, dtype: str, capability: tuple[int, int] | None) -> str:
+    """``auto``: flash_attention_2 where it is known to run (a visible capable GPU), else sdpa."""
+    problem = flash_attention_problem(device, dtype, capability)
     if requested == "auto":
-        if _flash_attention_problem(device, dtype) is None:
-            return "flash_attention_2"
-        return "sdpa" if hasattr(F, "scaled_dot_product_attention") else "eager"
-    if requested == "flash_attention_2" and (problem := _flash_attention_problem(device, dtype)):
+        return "flash_attention_2" if capability is not None and problem is None else "sdpa"
+    if requested == "flash_attention_2" and problem:
         raise ModelLoadError(f"model.attention flash_attention_2 cannot be used: {problem}")
-    if requested == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
-        raise ModelLoadError("model.attention sdpa needs torch >= 2.0")
     return requested
+
+
+def _check_hardware(device: str, dtype: str) -> None:
+    import torch
+
+    if dtype == "bfloat16" and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        raise ModelLoadError("model.dtype bfloat16: this GPU does not support it; use float16")
 
 
 def load_model(cfg: ModelConfig) -> LoadedModel:
@@ -104,9 +110,10 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, torch.cuda.is_available())
     dtype = resolve_dtype(cfg.dtype, device)
-    attention = resolve_attention(cfg.attention, device, dtype)
+    _check_hardware(device, dtype)
+    attention = resolve_attention(cfg.attention, device, dtype, cuda_capability(device))
     source = resolve_model_source(cfg)
     common: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": False}
     if source.local:

@@ -1,31 +1,52 @@
 """Where a model's files come from: the embedded default, a local folder, an object store, the hub.
 
-Object-store folders (``s3://``, ``gs://``, any fsspec URL) are copied once into the
-local cache, only the file kinds a safetensors Whisper needs (no pickled ``.bin``), and
-renamed into place when complete so concurrent actors on one node never see half a
-copy. This module owns the cache folder.
+Two uses. :func:`read_model_files` reads a model's small JSON files and the identity
+of its weights without loading or copying any weight (the driver's preflight, before
+any run folder is written). :func:`resolve_model_source` gives ``from_pretrained``
+something to open: object-store folders (``s3://``, ``gs://``, any fsspec URL) are
+copied once into the local cache, only the file kinds a safetensors Whisper needs (no
+pickled ``.bin``), and renamed into place when complete so concurrent actors on one
+node never see half a copy. This module owns the cache folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from asr_actor.config import OFFLINE_MODEL_ID, ModelConfig
+from asr_actor.errors import AsrBatchError, describe, redact
 
 # Files copied from an object-store model folder: configs, tokenizer, safetensors weights.
 _WANTED_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken")
+WEIGHTS_SUFFIX = ".safetensors"
 OFFLINE_FOLDER = "whisper-tiny.en"  # the converted default, under <cache>/models/
+
+
+class ModelSourceError(AsrBatchError):
+    """The model's files cannot be found or read; the message names the model and the cause."""
 
 
 @dataclass(frozen=True)
 class ModelSource:
     path: str  # what from_pretrained() is given
     local: bool  # True: load with local_files_only, nothing is downloaded
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What the small files of a model say, read without touching its weights."""
+
+    config: dict[str, Any]  # config.json
+    preprocessor: dict[str, Any]  # preprocessor_config.json
+    weights_id: str  # identity of the weights: hub commit, content hash, ETags or sizes and mtimes
+    revision: str | None  # the hub commit to load (pinned for every actor); None off the hub
 
 
 def default_cache_root() -> Path:
@@ -44,13 +65,17 @@ def offline_model_dir(cfg: ModelConfig) -> Path:
     return cache_root(cfg) / "models" / OFFLINE_FOLDER
 
 
+def _short_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _copy_remote_folder(url: str, dest: Path) -> None:
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(url)
     files = [f for f in fs.find(root) if f.endswith(_WANTED_SUFFIXES)]
-    if not any(f.endswith(".safetensors") for f in files):
-        raise FileNotFoundError(f"{url}: no .safetensors weights in this folder (pickled weights are refused)")
+    if not any(f.endswith(WEIGHTS_SUFFIX) for f in files):
+        raise ModelSourceError(f"{url}: no .safetensors weights in this folder (pickled weights are refused)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
@@ -67,17 +92,20 @@ def _copy_remote_folder(url: str, dest: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _offline_folder(cfg: ModelConfig) -> Path:
+    from asr_actor.offline.folder import prepare_offline_model
+
+    return prepare_offline_model(offline_model_dir(cfg))
+
+
 def resolve_model_source(cfg: ModelConfig) -> ModelSource:
     """Map ``cfg.id`` to something ``from_pretrained`` can open, copying remote folders first."""
     if cfg.id == OFFLINE_MODEL_ID:
-        from asr_actor.offline.folder import prepare_offline_model
-
-        return ModelSource(str(prepare_offline_model(offline_model_dir(cfg))), local=True)
+        return ModelSource(str(_offline_folder(cfg)), local=True)
     if cfg.id.startswith("file://"):
         return ModelSource(cfg.id[len("file://") :], local=True)
     if "://" in cfg.id:
-        key = hashlib.sha256(f"{cfg.id}@{cfg.revision}".encode()).hexdigest()[:16]
-        dest = cache_root(cfg) / "remote-models" / key
+        dest = cache_root(cfg) / "remote-models" / _short_hash(f"{cfg.id}@{cfg.revision}")
         if not dest.is_dir():
             _copy_remote_folder(cfg.id, dest)
         return ModelSource(str(dest), local=True)
@@ -85,3 +113,73 @@ def resolve_model_source(cfg: ModelConfig) -> ModelSource:
     if folder.is_dir():
         return ModelSource(str(folder), local=True)
     return ModelSource(cfg.id, local=False)  # a hub id: transformers downloads and caches it
+
+
+def _read_json(fs: Any, path: str, shown: str) -> dict[str, Any]:
+    try:
+        with fs.open(path, "rb") as fh:
+            return json.loads(fh.read())
+    except FileNotFoundError:
+        raise ModelSourceError(f"{shown}: no such file; is this a Whisper model folder?") from None
+    except (OSError, ValueError) as exc:
+        raise ModelSourceError(f"{shown}: cannot read it ({type(exc).__name__}: {describe(exc)})") from exc
+
+
+def _folder_files(url: str) -> ModelFiles:
+    """A local or object-store folder: its JSON files and its weights' identity (ETags, else sizes + mtimes)."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    root = root.rstrip("/")
+    shown = redact(url.rstrip("/"))
+    try:
+        weights = {p: info for p, info in fs.find(root, detail=True).items() if p.endswith(WEIGHTS_SUFFIX)}
+    except OSError as exc:
+        raise ModelSourceError(f"{shown}: cannot list the model folder ({describe(exc)})") from exc
+    if not weights:
+        raise ModelSourceError(f"{shown}: no .safetensors weights in this folder (pickled weights are refused)")
+    identity = {
+        os.path.relpath(p, root): [info.get("size"), info.get("ETag") or info.get("etag") or info.get("mtime")]
+        for p, info in sorted(weights.items())
+    }
+    config, pre = (_read_json(fs, f"{root}/{name}", f"{shown}/{name}") for name in ("config.json", "preprocessor_config.json"))
+    return ModelFiles(config, pre, weights_id=_short_hash(identity), revision=None)
+
+
+def _hub_files(cfg: ModelConfig) -> ModelFiles:
+    """A hub id: only the two JSON files are downloaded; the commit they came from pins the weights."""
+    from huggingface_hub import hf_hub_download
+
+    paths = {}
+    for name in ("config.json", "preprocessor_config.json"):
+        try:
+            paths[name] = Path(hf_hub_download(cfg.id, name, revision=cfg.revision))
+        except Exception as exc:  # noqa: BLE001 - network, auth, missing repo: all mean "cannot use this model"
+            raise ModelSourceError(
+                f"model {cfg.id!r}: cannot get {name} from the Hugging Face hub or its cache "
+                f"({type(exc).__name__}: {describe(exc)})"
+            ) from exc
+    commit = paths["config.json"].parent.name  # <cache>/snapshots/<commit>/config.json
+    read = {name: json.loads(path.read_text(encoding="utf-8")) for name, path in paths.items()}
+    return ModelFiles(read["config.json"], read["preprocessor_config.json"], weights_id=commit, revision=commit)
+
+
+def read_model_files(cfg: ModelConfig) -> ModelFiles:
+    """The model's ``config.json`` and ``preprocessor_config.json`` and its weights' identity.
+
+    Nothing is loaded and no weight is copied. The offline default is converted here if
+    its cache is cold (its identity is the packaged source's SHA-256).
+    """
+    if cfg.id == OFFLINE_MODEL_ID:
+        from asr_actor.offline.folder import CONVERTER_VERSION, read_marker
+
+        folder = _offline_folder(cfg)
+        marker = read_marker(folder) or {}
+        files = _folder_files(str(folder))
+        source = (marker.get("source") or {}).get("sha256", "")[:16]
+        return ModelFiles(files.config, files.preprocessor, f"{source}-c{CONVERTER_VERSION}", None)
+    if "://" in cfg.id or Path(cfg.id).expanduser().is_dir():
+        return _folder_files(cfg.id if "://" in cfg.id else str(Path(cfg.id).expanduser()))
+    if cfg.id.startswith((".", "/", "~")):
+        raise ModelSourceError(f"model folder {cfg.id!r} does not exist")
+    return _hub_files(cfg)

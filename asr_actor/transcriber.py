@@ -21,7 +21,7 @@ from asr_actor.config import TASKS, TranscriberConfig
 from asr_actor.decoding import STAGE, WindowRequest, decode_windows, detect_languages
 from asr_actor.features import LogMel
 from asr_actor.longform import transcribe_sequential
-from asr_actor.model import LoadedModel, load_model
+from asr_actor.model import LoadedModel, ModelLoadError, load_model
 from asr_actor.preprocess import batch_size_of, column, decode_batch, window_batch
 from asr_actor.schema import (
     AUDIO, DURATION, ERROR, FEATURES, LANGUAGE, RESULT_COLUMNS, SEGMENTS, TASK, TEXT, WAVEFORM, WINDOWS,
@@ -46,10 +46,17 @@ class _Row:
 class Transcriber:
     """Holds one Whisper model; ``__call__`` transcribes a dict batch of files."""
 
-    def __init__(self, config: TranscriberConfig) -> None:
+    def __init__(self, config: TranscriberConfig, log_mel: LogMel | None = None) -> None:
+        """Load ``config.model``. ``log_mel``: the feature settings the caller computes
+        features with (the job's CPU stage); loading fails unless the model's processor agrees.
+        """
         self.config = config
         self.loaded: LoadedModel = load_model(config.model)
         self.log_mel = LogMel.of(self.loaded.processor.feature_extractor)
+        if log_mel is not None and (diff := log_mel.differences(self.log_mel)):
+            raise ModelLoadError(
+                f"model {config.model.id}: the feature settings the job planned differ from its processor's ({'; '.join(diff)})"
+            )
         gen = self.loaded.model.generation_config
         self._languages = {k.strip("<|>") for k in (getattr(gen, "lang_to_id", None) or {})}
 

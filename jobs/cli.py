@@ -61,20 +61,12 @@ def _summary_line(s: dict) -> str:
 def _run_or_resume(args: argparse.Namespace) -> int:
     import json
 
-    from asr_actor.errors import redact
-    from jobs import storage
     from jobs.config import load_config
-    from jobs.pipeline import JobError, run_job
-    from jobs.run_folder import RunFolder
+    from jobs.pipeline import resume_config, run_job
 
     _quiet_transformers()
     if args.command == "resume":
-        uri = args.run_uri.rstrip("/")
-        recorded = RunFolder(uri).read_json("run.json")["config"] if storage.exists(storage.join(uri, "run.json")) else None
-        if recorded is None:
-            raise JobError(f"{redact(uri)}: no run.json here, nothing to resume")
-        recorded.update(output=storage.parent(uri), run_id=uri.rsplit("/", 1)[-1])
-        cfg = load_config(None, args.set, **recorded)
+        cfg = resume_config(args.run_uri, args.set)
     else:
         cfg = load_config(args.config, args.set, input=args.input, output=args.output, run_id=args.run_id)
     summary = run_job(cfg, resume=args.command == "resume")

@@ -1,25 +1,27 @@
 """The job's config: YAML -> frozen :class:`JobConfig`, validated before ``ray.init()``.
 
-``--set key=value`` overrides are applied to the YAML mapping first (the value is
-parsed as YAML, so ``--set decoding.batch_size=32`` is an int), then the whole thing
-goes through the same typed, unknown-key-rejecting builder as the transcriber's config.
+:class:`JobConfig` is the transcriber's config (``model``, ``decoding``, ``audio``)
+plus where to read and write and how the stages run. ``--set key=value`` overrides
+are applied to the YAML mapping first (the value is parsed as YAML, so
+``--set decoding.batch_size=32`` is an int), then the whole thing goes through the
+same typed, unknown-key-rejecting builder as the transcriber's config.
+
+Three sizes, three meanings: ``stages.prepare.batch_size`` is files per CPU-stage call,
+``stages.transcribe.batch_size`` files per model-actor call, ``decoding.batch_size``
+30 s windows per ``generate()``; ``stages.write.batch_size`` is rows per Parquet part.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
 
-from asr_actor.config import (
-    AudioConfig, ConfigError, DecodingConfig, ModelConfig, TranscriberConfig, _check, from_mapping,
-)
+from asr_actor.config import ConfigError, TranscriberConfig, from_mapping, require
 from asr_actor.errors import describe
 
 
@@ -35,7 +37,7 @@ class CpuStageConfig:
     idle_priority: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.batch_size >= 1 and self.concurrency >= 1, "stages.prepare: batch_size and concurrency >= 1")
+        require(self.batch_size >= 1 and self.concurrency >= 1, "stages.prepare: batch_size and concurrency >= 1")
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,8 @@ class ModelStageConfig:
     num_cpus: float = 1.0  # per actor; on CPU it is also the actor's torch thread count
 
     def __post_init__(self) -> None:
-        _check(1 <= self.min_actors <= self.max_actors, "stages.transcribe: need 1 <= min_actors <= max_actors")
-        _check(self.batch_size >= 1, "stages.transcribe.batch_size must be >= 1")
+        require(1 <= self.min_actors <= self.max_actors, "stages.transcribe: need 1 <= min_actors <= max_actors")
+        require(self.batch_size >= 1, "stages.transcribe.batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class WriteStageConfig:
     num_cpus: float = 0.5
 
     def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, "stages.write.batch_size must be >= 1")
+        require(self.batch_size >= 1, "stages.write.batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -78,31 +80,19 @@ class RayConfig:
     no_progress_timeout_s: float = 900.0  # fail instead of hanging when no stage makes progress
 
 
-@dataclass(frozen=True)
-class JobConfig:
-    """One run of the job."""
+@dataclass(frozen=True, kw_only=True)
+class JobConfig(TranscriberConfig):
+    """One run of the job: the transcriber's config plus input, output, stages and Ray."""
 
     input: str  # manifest (Parquet, CSV, JSONL) or prefix of audio objects; any fsspec URL or path
     output: str  # run root: the run folder is <output>/<run_id>/
     run_id: str | None = None  # None: a UTC timestamp
-    model: ModelConfig = field(default_factory=ModelConfig)
-    decoding: DecodingConfig = field(default_factory=DecodingConfig)
-    audio: AudioConfig = field(default_factory=AudioConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
     def transcriber(self) -> TranscriberConfig:
+        """Just the transcriber's part (what a model actor is given)."""
         return TranscriberConfig(model=self.model, decoding=self.decoding, audio=self.audio)
-
-    def fingerprint(self) -> str:
-        """Hash of everything that changes a transcript (not batch sizes or resources)."""
-        decoding = {k: v for k, v in dataclasses.asdict(self.decoding).items() if k != "batch_size"}
-        relevant = {
-            "model": {"id": self.model.id, "revision": self.model.revision, "dtype": self.model.dtype},
-            "decoding": decoding,
-            "audio": {"min_window_s": self.audio.min_window_s, "max_duration_s": self.audio.max_duration_s},
-        }
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

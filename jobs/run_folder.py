@@ -1,6 +1,7 @@
 """The run folder, the unit of resume (see DESIGN.md, "Run folder").
 
-    <output>/<run_id>/run.json           config (no secrets), model, dtype, attention, versions, start
+    <output>/<run_id>/run.json           config (no secrets), the planned model (weights, device, dtype,
+                                         attention, features), fingerprint and its inputs, versions, start
                       manifest.parquet   exactly this run's inputs; resume reads it, never the original
                       data/part-*.parquet  transcript rows; each part whole or absent
                       _SUCCESS           written last: ok / failed / skipped counts, audio and wall seconds

@@ -8,14 +8,12 @@ pyarrow batch (one row per file); all the work they do is in plain functions
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any, Mapping
 
 import pyarrow as pa
 
-from asr_actor.config import AudioConfig, ModelConfig
+from asr_actor.config import AudioConfig, TranscriberConfig
 from asr_actor.features import LogMel
 from asr_actor.preprocess import decode_batch, window_batch
 from asr_actor.schema import DURATION, ERROR, ID, SEGMENTS, as_table
@@ -24,34 +22,19 @@ from jobs.cpu_priority import lower_cpu_priority
 from jobs.fetch import fetch_batch
 
 
-@lru_cache(maxsize=4)
-def _log_mel(model: ModelConfig) -> LogMel:
-    """The model's feature settings, read from its ``preprocessor_config.json`` (no torch)."""
-    from asr_actor.model_source import resolve_model_source
-
-    source = resolve_model_source(model)
-    if source.local:
-        return LogMel.from_folder(source.path)
-    from huggingface_hub import hf_hub_download
-
-    path = hf_hub_download(source.path, "preprocessor_config.json", revision=model.revision)
-    return LogMel.from_folder(os.path.dirname(path))
-
-
 class CpuWorker:
     """fetch -> decode -> windows + log-mel, on CPU workers (an actor pool of its own, so Ray
     does not fuse this work into the model actors).
 
-    The log-mel settings come from the model's ``preprocessor_config.json``: this worker
-    never loads the model or imports torch. With ``idle_priority`` the work runs at the lowest CPU
+    The log-mel settings come from the driver's model plan: this worker never loads the
+    model or imports torch. With ``idle_priority`` the work runs at the lowest CPU
     priority: on a CPU-only node, where the model's threads already use every core, it
     fills their idle moments (on 2 cores such a process got ~0.15 of a core while slowing
     ``generate`` by ~2%, measured) instead of taking cores from them.
     """
 
-    def __init__(self, model: ModelConfig, audio: AudioConfig, chunked: bool, idle_priority: bool = False) -> None:
-        self.audio, self.chunked, self.idle_priority = audio, chunked, idle_priority
-        self.log_mel = _log_mel(model)
+    def __init__(self, audio: AudioConfig, log_mel: LogMel, chunked: bool, idle_priority: bool = False) -> None:
+        self.audio, self.log_mel, self.chunked, self.idle_priority = audio, log_mel, chunked, idle_priority
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.idle_priority:
@@ -71,7 +54,7 @@ class ModelWorker:
     process; with one thread for everything it runs at the bare model's speed.
     """
 
-    def __init__(self, transcriber_config) -> None:
+    def __init__(self, transcriber_config: TranscriberConfig, log_mel: LogMel) -> None:
         import logging
         from concurrent.futures import ThreadPoolExecutor
 
@@ -81,8 +64,8 @@ class ModelWorker:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-        self.transcriber = self._thread.submit(Transcriber, transcriber_config).result()
-        self.shape = (self.transcriber.log_mel.n_mels, self.transcriber.log_mel.frames)
+        self.transcriber = self._thread.submit(Transcriber, transcriber_config, log_mel).result()
+        self.shape = (log_mel.n_mels, log_mel.frames)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self._thread.submit(self._transcribe, batch).result()

@@ -9,6 +9,8 @@ import torch
 
 from asr_actor.config import ConfigError, DecodingConfig, ModelConfig, TranscriberConfig, from_mapping
 from asr_actor.model import ModelLoadError, load_model, resolve_attention, resolve_device, resolve_dtype
+from asr_actor.model_plan import plan_model
+from asr_actor.model_source import ModelSourceError
 
 
 def test_from_mapping_builds_nested_frozen_config():
@@ -39,19 +41,59 @@ def test_bad_config_names_the_key(data, message):
 
 def test_cpu_policy_is_float32_with_sdpa():
     assert resolve_dtype("auto", "cpu") == "float32"
-    assert resolve_attention("auto", "cpu", "float32") == "sdpa"
-    assert resolve_attention("eager", "cpu", "float32") == "eager"
+    assert resolve_attention("auto", "cpu", "float32", None) == "sdpa"
+    assert resolve_attention("eager", "cpu", "float32", None) == "eager"
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messages a CPU-only machine gives")
-def test_choices_that_cannot_work_on_cpu_fail_clearly():
+def test_choices_that_cannot_work_fail_clearly():
     with pytest.raises(ModelLoadError, match="flash_attention_2 cannot be used: it needs a CUDA device"):
-        resolve_attention("flash_attention_2", "cpu", "float32")
+        resolve_attention("flash_attention_2", "cpu", "float32", None)
+    with pytest.raises(ModelLoadError, match="flash_attention_2 cannot be used: it needs float16 or bfloat16"):
+        resolve_attention("flash_attention_2", "cuda", "float32", None)
+    with pytest.raises(ModelLoadError, match="below"):
+        resolve_attention("flash_attention_2", "cuda", "float16", (7, 5))
     with pytest.raises(ModelLoadError, match="float16 on CPU"):
         resolve_dtype("float16", "cpu")
     with pytest.raises(ModelLoadError, match="no CUDA device is visible"):
-        resolve_device("cuda")
-    assert resolve_device("auto") == "cpu"
+        resolve_device("cuda", cuda_available=False)
+    assert resolve_device("auto", cuda_available=False) == "cpu"
+    assert resolve_device("auto", cuda_available=True) == "cuda"
+
+
+def test_auto_attention_takes_flash_attention_only_where_a_gpu_proves_it_runs(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "flash_attn" else real(name, *a))
+    assert resolve_attention("auto", "cuda", "float16", (9, 0)) == "flash_attention_2"
+    assert resolve_attention("auto", "cuda", "float16", (7, 5)) == "sdpa"  # too old
+    assert resolve_attention("auto", "cuda", "float16", None) == "sdpa"  # no GPU visible: the driver cannot check
+    assert resolve_attention("flash_attention_2", "cuda", "float16", None) == "flash_attention_2"  # the actor checks
+
+
+def test_the_driver_plans_the_model_from_its_small_files(offline_model_dir):
+    cpu = plan_model(ModelConfig(id=str(offline_model_dir)), gpus=False)
+    assert (cpu.device, cpu.dtype, cpu.attention, cpu.multilingual) == ("cpu", "float32", "sdpa", False)
+    assert cpu.log_mel.n_mels == 80 and cpu.revision is None and cpu.weights_id
+    gpu = plan_model(ModelConfig(id=str(offline_model_dir)), gpus=True)
+    assert (gpu.device, gpu.dtype, gpu.attention) == ("cuda", "float16", "sdpa")
+    assert gpu.pinned(ModelConfig(id="x")) == ModelConfig(id="x", device="cuda", dtype="float16", attention="sdpa")
+    assert plan_model(ModelConfig(), gpus=False).weights_id.endswith("-c2")  # the offline default: source hash
+    with pytest.raises(ModelLoadError, match="the model actors get no GPU"):
+        plan_model(ModelConfig(id=str(offline_model_dir), device="cuda"), gpus=False)
+    with pytest.raises(ModelLoadError, match="float16 on CPU"):
+        plan_model(ModelConfig(id=str(offline_model_dir), dtype="float16"), gpus=False)
+
+
+def test_planning_names_what_is_missing(tmp_path):
+    with pytest.raises(ModelSourceError, match="model folder './nowhere' does not exist"):
+        plan_model(ModelConfig(id="./nowhere"), gpus=False)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelSourceError, match="no .safetensors weights"):
+        plan_model(ModelConfig(id=str(tmp_path)), gpus=False)
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ModelSourceError, match=r"preprocessor_config.json: no such file"):
+        plan_model(ModelConfig(id=str(tmp_path)), gpus=False)
 
 
 def test_loads_a_local_folder_and_reports_what_it_loaded(offline_model_dir):

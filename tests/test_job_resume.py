@@ -90,3 +90,43 @@ def test_kill_anywhere_then_resume_gives_each_id_once(point, env, tmp_path):
     again = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and sorted(_ids_in(run)) == sorted(ids)
     assert f"{len(ids)} already done, 0 to do" in again.stderr
+
+
+def test_resume_refuses_settings_that_change_the_transcripts(env, offline_model_dir, tmp_path):
+    _manifest(tmp_path)
+    run = tmp_path / "runs" / "r"
+    first = subprocess.run(_cli("run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"),
+                                "--output", str(tmp_path / "runs"), "--run-id", "r"),
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    parts = _parts(run)
+    for change, key in ((f"model.id={offline_model_dir}", "model.model_id"), ("decoding.num_beams=2", "decoding.num_beams")):
+        proc = subprocess.run(_cli("resume", str(run), "--set", change), env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert len(proc.stderr.strip().splitlines()) == 1 and f"would change the transcripts ({key}:" in proc.stderr
+    assert _parts(run) == parts  # nothing was written
+    resources = subprocess.run(_cli("resume", str(run), "--set", "stages.transcribe.batch_size=4"),
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert resources.returncode == 0, resources.stderr[-2000:]
+
+
+def test_a_model_that_cannot_load_in_the_job_is_one_line_and_resumable(env, offline_model_dir, tmp_path):
+    """Preflight passes (config files readable, weights present) but the actors cannot load the weights."""
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    for f in offline_model_dir.iterdir():
+        if f.suffix == ".json":
+            (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    _manifest(tmp_path)
+    run = tmp_path / "runs" / "broken"
+    proc = subprocess.run(_cli("run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"),
+                               "--output", str(tmp_path / "runs"), "--run-id", "broken", "--set", f"model.id={broken}"),
+                          env=env, capture_output=True, text=True, timeout=600)
+    ray_stop(env)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("asr-batch: the run stopped: ModelLoadError: cannot load Whisper model"), proc.stderr[-3000:]
+    assert last.endswith(f"asr-batch resume {run}")
+    assert "Traceback" not in proc.stderr
+    assert (run / "run.json").exists() and not (run / "_SUCCESS").exists()

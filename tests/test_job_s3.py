@@ -99,6 +99,10 @@ def test_s3_end_to_end_good_bad_and_missing(s3, e2e):
     assert S3_SECRET not in run_json and "asr-test-key" not in run_json
     info = json.loads(run_json)
     assert info["config"]["model"]["id"] == "offline:tiny.en" and info["versions"]["ray"]
+    planned = info["model"]
+    assert (planned["device"], planned["dtype"], planned["attention"]) == ("cpu", "float32", "sdpa")
+    assert planned["log_mel"]["n_mels"] == 80 and info["fingerprint_inputs"]["model"]["weights_id"] == planned["weights_id"]
+    assert set(table.column("config_fingerprint").to_pylist()) == {info["config_fingerprint"]}
     success = json.loads(client.get_object(Bucket=BUCKET, Key="runs/r1/_SUCCESS")["Body"].read())
     assert (success["ok"], success["failed"], success["rows"]) == (len(good_fixtures()), len(bad) + 1, len(rows))
 
@@ -132,6 +136,7 @@ def test_evaluate_reports_wer_per_row_and_overall(s3, e2e, tmp_path):
 def test_model_loads_from_an_object_store_folder(s3, offline_model_dir, tmp_path, monkeypatch):
     from asr_actor.config import ModelConfig
     from asr_actor.model import load_model
+    from asr_actor.model_plan import plan_model
 
     client, env = s3
     for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
@@ -140,6 +145,10 @@ def test_model_loads_from_an_object_store_folder(s3, offline_model_dir, tmp_path
         client.put_object(Bucket=BUCKET, Key=f"models/tiny-en/{f.name}", Body=f.read_bytes())
     client.put_object(Bucket=BUCKET, Key="models/tiny-en/pytorch_model.bin", Body=b"pickles are never fetched")
     cfg = ModelConfig(id=f"s3://{BUCKET}/models/tiny-en/", cache_dir=str(tmp_path))
+    # The driver plans from the folder's JSON files and its weights' ETags: nothing is copied.
+    plan = plan_model(cfg, gpus=False)
+    assert plan.log_mel.n_mels == 80 and not plan.multilingual and not (tmp_path / "remote-models").exists()
+    assert plan_model(cfg, gpus=False).weights_id == plan.weights_id
     loaded = load_model(cfg)
     assert loaded.info.model_id == cfg.id and loaded.model.config.d_model == 384
     copies = list((tmp_path / "remote-models").iterdir())

