@@ -40,7 +40,7 @@ class _Row:
     task: str | None = None
     language: str | None = None
     error: str | None = None
-    segments: list[Segment] | None = None
+    windows: list[list[Segment]] | None = None  # segments of each window, in order
 
 
 class Transcriber:
@@ -147,12 +147,9 @@ class Transcriber:
                 rows[i].error = failed[0]
                 continue
             bounds = batch[WINDOWS][i]
-            rows[i].segments = [
-                seg
+            rows[i].windows = [
+                to_segments(raw, self._decode_text, bounds[w][0] / SAMPLE_RATE, (bounds[w][1] - bounds[w][0]) / SAMPLE_RATE)
                 for w, raw in sorted(parts, key=lambda p: p[0])
-                for seg in to_segments(
-                    raw, self._decode_text, bounds[w][0] / SAMPLE_RATE, (bounds[w][1] - bounds[w][0]) / SAMPLE_RATE
-                )
             ]
         return len(reqs)
 
@@ -161,7 +158,7 @@ class Transcriber:
 
     def _decode_sequential(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
         """Rows left for transformers' long-form generate (``decoding.long_form: sequential``)."""
-        idx = [i for i, r in enumerate(rows) if r.error is None and r.segments is None and batch[WAVEFORM][i] is not None]
+        idx = [i for i, r in enumerate(rows) if r.error is None and r.windows is None and batch[WAVEFORM][i] is not None]
         if not idx:
             return
         results = transcribe_sequential(
@@ -172,16 +169,16 @@ class Transcriber:
             if isinstance(result, str):
                 rows[i].error = result
             else:
-                rows[i].segments = to_segments(result, self._decode_text, 0.0, len(batch[WAVEFORM][i]) / SAMPLE_RATE)
+                rows[i].windows = [to_segments(result, self._decode_text, 0.0, len(batch[WAVEFORM][i]) / SAMPLE_RATE)]
 
     @staticmethod
     def _results(rows: list[_Row]) -> dict[str, list]:
         out: dict[str, list] = {k: [] for k in RESULT_COLUMNS if k != DURATION}
         for row in rows:
-            if row.error is None and row.segments is None:
+            if row.error is None and row.windows is None:
                 row.error = f"{STAGE}: no windows were produced for this row"
             ok = row.error is None
-            text, segments = stitch([row.segments]) if ok else (None, [])
+            text, segments = stitch(row.windows) if ok else (None, [])
             out[TEXT].append(text)
             out[SEGMENTS].append([s.as_dict() for s in segments])
             out[LANGUAGE].append(row.language if ok else None)

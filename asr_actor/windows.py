@@ -29,10 +29,6 @@ class Window:
     end: int
 
     @property
-    def offset_s(self) -> float:
-        return self.start / SAMPLE_RATE
-
-    @property
     def duration_s(self) -> float:
         return (self.end - self.start) / SAMPLE_RATE
 

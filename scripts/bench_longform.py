@@ -54,11 +54,10 @@ def main() -> None:
     args = parser.parse_args()
     waveform = decode_audio(args.audio.read_bytes()).waveform
     reference = args.audio.with_suffix(".txt").read_text(encoding="utf-8")
-    base = TranscriberConfig(model=ModelConfig(id=args.model), decoding=DecodingConfig(batch_size=args.batch_size))
-    transcriber = Transcriber(base)
     results = {}
     for mode in ("chunked", "sequential"):
-        transcriber.config = dataclasses.replace(base, decoding=dataclasses.replace(base.decoding, long_form=mode))
+        decoding = DecodingConfig(batch_size=args.batch_size, long_form=mode)
+        transcriber = Transcriber(TranscriberConfig(model=ModelConfig(id=args.model), decoding=decoding))
         results[mode] = measure(transcriber, waveform, reference, args.repeats)
     print(json.dumps({
         "audio": str(args.audio.relative_to(ROOT) if args.audio.is_relative_to(ROOT) else args.audio),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from asr_actor.config import DecodingConfig, ModelConfig, TranscriberConfig
@@ -11,12 +12,20 @@ from multilingual_model import _languages, build
 
 
 @pytest.fixture(scope="module")
-def multilingual(tmp_path_factory, offline_model_dir):
-    folder = build(tmp_path_factory.mktemp("ml") / "whisper-random-multilingual", offline_model_dir)
+def folder(tmp_path_factory, offline_model_dir):
+    return build(tmp_path_factory.mktemp("ml") / "whisper-random-multilingual", offline_model_dir)
+
+
+def _transcriber(folder, **decoding) -> Transcriber:
     cfg = TranscriberConfig(
-        model=ModelConfig(id=str(folder)), decoding=DecodingConfig(batch_size=4, max_new_tokens=12)
+        model=ModelConfig(id=str(folder)), decoding=DecodingConfig(batch_size=4, max_new_tokens=12, **decoding)
     )
     return Transcriber(cfg)
+
+
+@pytest.fixture(scope="module")
+def multilingual(folder):
+    return _transcriber(folder)
 
 
 def _batch(**extra):
@@ -29,18 +38,21 @@ def test_model_reports_multilingual(multilingual):
     assert multilingual.info.dtype == "float32" and multilingual.info.device == "cpu"
 
 
-def test_language_is_detected_when_none_is_given(multilingual, monkeypatch):
-    import asr_actor.transcriber as transcriber_module
+def test_language_is_detected_when_none_is_given(multilingual):
+    import torch
 
-    calls = []
-    real = transcriber_module.detect_languages
-    monkeypatch.setattr(
-        transcriber_module, "detect_languages", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k)
-    )
-    out = multilingual(_batch(language=["de", None, None]))
+    batch = _batch(language=["de", None, None])
+    out = multilingual(batch)
     assert out["error"] == [None, None, None]
-    assert out["language"][0] == "de"
-    assert calls == [2]  # only the two rows without a language, one window each
+    assert out["language"][0] == "de"  # given: kept, not detected
+    # Not given: the model's own language token for the file's first window.
+    first_windows = multilingual.preprocess(batch)["features"]
+    id_to_code = {v: k.strip("<|>") for k, v in multilingual.loaded.model.generation_config.lang_to_id.items()}
+    with torch.inference_mode():
+        ids = multilingual.loaded.model.detect_language(
+            input_features=torch.from_numpy(np.stack([f[0] for f in first_windows[1:]]))
+        )
+    assert out["language"][1:] == [id_to_code[int(i)] for i in ids.view(-1)]
     assert all(code in _languages() for code in out["language"][1:])
     assert all(isinstance(t, str) for t in out["text"])
 
@@ -51,13 +63,6 @@ def test_translate_and_per_row_languages(multilingual):
     assert out["error"][2] == "transcribe: model {} does not know language 'xx'".format(multilingual.config.model.id)
 
 
-def test_config_language_is_the_default(multilingual):
-    import dataclasses
-
-    original = multilingual.config
-    multilingual.config = dataclasses.replace(original, decoding=dataclasses.replace(original.decoding, language="es"))
-    try:
-        out = multilingual(_batch(language=[None, "it", None]))
-    finally:
-        multilingual.config = original
+def test_config_language_is_the_default(folder):
+    out = _transcriber(folder, language="es")(_batch(language=[None, "it", None]))
     assert out["language"] == ["es", "it", "es"]

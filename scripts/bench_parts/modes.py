@@ -80,21 +80,16 @@ def _start_s3() -> dict[str, str]:
     return aws
 
 
-def _init_ray() -> None:
-    import ray
-
-    if not ray.is_initialized():
-        for key, value in (("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_AUTH_MODE", "disabled")):
-            os.environ.setdefault(key, value)
-        ray.init(num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-
-
 def start(modes: list[str]) -> None:
     """Services first: the S3 server's environment must exist before Ray starts its workers."""
     if "job_s3" in modes:
         _state["aws"] = _start_s3()
     if {"job", "job_s3"} & set(modes):
-        _init_ray()
+        from jobs.config import load_config
+        from jobs.ray_cluster import init_ray
+
+        # The job's own local cluster, as configs/local.yaml sizes it.
+        init_ray(load_config(ROOT / "configs" / "local.yaml").ray)
 
 
 def _put_corpus(files: Files, s3: bool) -> str:
