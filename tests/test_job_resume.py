@@ -93,21 +93,32 @@ def test_kill_anywhere_then_resume_gives_each_id_once(point, env, tmp_path):
 
 
 def test_resume_refuses_settings_that_change_the_transcripts(env, offline_model_dir, tmp_path):
-    _manifest(tmp_path)
+    ids = _manifest(tmp_path)
     run = tmp_path / "runs" / "r"
-    first = subprocess.run(_cli("run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"),
-                                "--output", str(tmp_path / "runs"), "--run-id", "r"),
-                           env=env, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stderr[-3000:]
-    parts = _parts(run)
+    proc = subprocess.Popen(_cli("run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"),
+                                 "--output", str(tmp_path / "runs"), "--run-id", "r"),
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not KILL_POINTS["after-plan"](run):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ray_stop(env)
+    recorded = json.loads((run / "run.json").read_text())
     for change, key in ((f"model.id={offline_model_dir}", "model.model_id"), ("decoding.num_beams=2", "decoding.num_beams")):
-        proc = subprocess.run(_cli("resume", str(run), "--set", change), env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        assert len(proc.stderr.strip().splitlines()) == 1 and f"would change the transcripts ({key}:" in proc.stderr
-    assert _parts(run) == parts  # nothing was written
-    resources = subprocess.run(_cli("resume", str(run), "--set", "stages.transcribe.batch_size=4"),
-                               env=env, capture_output=True, text=True, timeout=300)
-    assert resources.returncode == 0, resources.stderr[-2000:]
+        refused = subprocess.run(_cli("resume", str(run), "--set", change), env=env, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert len(refused.stderr.strip().splitlines()) == 1 and f"would change the transcripts ({key}:" in refused.stderr
+    assert json.loads((run / "run.json").read_text()) == recorded and not _parts(run)  # nothing was written
+
+    # Resources and batch sizes may change: the run keeps its recorded fingerprint.
+    from jobs.pipeline import plan, resume_config
+    from jobs.preflight import preflight
+
+    cfg = resume_config(str(run), ["stages.transcribe.batch_size=4", "decoding.batch_size=2"])
+    resumed = plan(cfg, preflight(cfg), resume=True)
+    assert resumed.fingerprint == recorded["config_fingerprint"] and resumed.todo.num_rows == len(ids)
 
 
 def test_a_model_that_cannot_load_in_the_job_is_one_line_and_resumable(env, offline_model_dir, tmp_path):
