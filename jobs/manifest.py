@@ -9,6 +9,8 @@ run folder is self-contained.
 from __future__ import annotations
 
 import io
+import json
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,9 +27,46 @@ class ManifestError(AsrBatchError):
     """The manifest cannot be used; nothing has been processed."""
 
 
-def _read_file(uri: str) -> pa.Table:
+_KEY_COLUMNS = (ID, URI)  # read exactly as written: never numbers, booleans or nulls
+
+
+def _read_csv(data: bytes) -> pa.Table:
     import pyarrow.csv as pcsv
+
+    # Keys as strings ("001" stays "001", "nan" and "TRUE" stay text); other columns inferred.
+    keys = {c: pa.string() for c in _KEY_COLUMNS}
+    return pcsv.read_csv(io.BytesIO(data), convert_options=pcsv.ConvertOptions(column_types=keys))
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON value as its source text: numbers were parsed as strings already."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _read_jsonl(data: bytes) -> pa.Table:
+    """One JSON object a line; ``id`` and ``uri`` keep the text they were written with (``1e3``, not 1000.0)."""
     import pyarrow.json as pjson
+
+    try:
+        table = pjson.read_json(io.BytesIO(data))
+        if all(pa.types.is_string(f.type) for f in table.schema if f.name in _KEY_COLUMNS):
+            return table
+    except pa.ArrowInvalid:  # a column whose type changes between rows (an id that is a number here, text there)
+        table = None
+    lines = [line for line in data.splitlines() if line.strip()]
+    exact = [json.loads(line, parse_int=str, parse_float=str, parse_constant=str) for line in lines]
+    keys = {n: pa.array([_json_text(r.get(n)) for r in exact], pa.string()) for n in _KEY_COLUMNS
+            if any(n in r for r in exact)}
+    if table is None:
+        rows = [json.loads(line) for line in lines]
+        table = pa.Table.from_pylist([{k: v for k, v in r.items() if k not in keys} for r in rows])
+    rest = [c for c in table.column_names if c not in keys]
+    return pa.table([*keys.values(), *(table.column(c) for c in rest)], names=[*keys, *rest])
+
+
+def _read_file(uri: str) -> pa.Table:
     import pyarrow.parquet as pq
 
     data = storage.read_bytes(uri)
@@ -35,8 +74,8 @@ def _read_file(uri: str) -> pa.Table:
     if lower.endswith(".parquet"):
         return pq.read_table(io.BytesIO(data))
     if lower.endswith(".csv"):
-        return pcsv.read_csv(io.BytesIO(data))
-    return pjson.read_json(io.BytesIO(data))
+        return _read_csv(data)
+    return _read_jsonl(data)
 
 
 def _list_prefix(uri: str) -> pa.Table:
@@ -63,6 +102,11 @@ def _is_prefix(uri: str) -> bool:
     return fs.isdir(path)
 
 
+def _empty(values: pa.ChunkedArray) -> int:
+    """Rows with no value: null or the empty string."""
+    return values.null_count + pc.sum(pc.equal(values, "")).as_py() if len(values) else 0
+
+
 def read_manifest(uri: str) -> pa.Table:
     """The checked manifest: string ``id`` and absolute ``uri`` first, other columns after."""
     shown = redact(uri)
@@ -79,13 +123,13 @@ def read_manifest(uri: str) -> pa.Table:
     if table.num_rows == 0:
         raise ManifestError(f"{shown}: the manifest has no rows")
     uris = table.column(URI).cast(pa.string())
-    if uris.null_count:
-        raise ManifestError(f"{shown}: {uris.null_count} row(s) have an empty {URI!r}")
+    if empty := _empty(uris):
+        raise ManifestError(f"{shown}: {empty} row(s) have an empty {URI!r}")
     base = storage.parent(uri)
     uris = pa.array([storage.absolute(u, base) for u in uris.to_pylist()], pa.string())
     ids = table.column(ID).cast(pa.string()) if ID in table.column_names else uris
-    if pc.count(ids, mode="only_null").as_py():
-        raise ManifestError(f"{shown}: some rows have an empty {ID!r}")
+    if empty := _empty(ids):
+        raise ManifestError(f"{shown}: {empty} row(s) have an empty {ID!r}")
     counts = pc.value_counts(ids)
     dups = [c["values"].as_py() for c in counts if c["counts"].as_py() > 1]
     if dups:

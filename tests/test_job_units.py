@@ -105,6 +105,22 @@ def test_manifest_jsonl_and_prefix(tmp_path):
     assert listing.num_rows == 8 and {"size", "etag"} <= set(listing.column_names)
 
 
+def test_manifest_keys_stay_as_written(tmp_path):
+    """ids and uris are text: no number, boolean or null inference ever rewrites a user's key."""
+    (tmp_path / "m.csv").write_text("id,uri,take\n001,a.wav,1\n1e3,b.wav,2\nTRUE,c.wav,3\nnan,d.wav,4\n")
+    t = read_manifest(str(tmp_path / "m.csv"))
+    assert t.column("id").to_pylist() == ["001", "1e3", "TRUE", "nan"]
+    assert t.schema.field("take").type == pa.int64()  # other columns are still inferred
+    (tmp_path / "m.jsonl").write_text(
+        '{"id": "001", "uri": "a.wav", "n": 1}\n{"id": 1e3, "uri": "b.wav", "n": 2}\n{"id": 7, "uri": "c.wav", "n": 3}\n'
+    )
+    t = read_manifest(str(tmp_path / "m.jsonl"))
+    assert t.column("id").to_pylist() == ["001", "1e3", "7"] and t.schema.field("n").type == pa.int64()
+    (tmp_path / "e.csv").write_text("id,uri\n,a.wav\nb,b.wav\n")
+    with pytest.raises(ManifestError, match=r"1 row\(s\) have an empty 'id'"):
+        read_manifest(str(tmp_path / "e.csv"))
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
