@@ -4,7 +4,9 @@ Any container and codec FFmpeg reads is accepted (wav, flac, mp3, m4a/AAC, ogg/O
 video files with an audio track), at any rate and channel count. Failure is a value,
 never an exception: a batch of files must survive one bad file, so
 :func:`decode_audio` returns a :class:`DecodedAudio` whose ``error`` names the stage
-and the cause ("decode: no audio stream", "decode: truncated data at 3.20 s").
+and the cause ("decode: no audio stream", "decode: truncated data at 3.20 s"). A
+file that is cut short (:mod:`asr_actor.integrity`) or decodes to NaN or infinite
+samples is an error too, never a transcript of half a file or of noise.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asr_actor.errors import describe
+from asr_actor.integrity import truncation
 
 SAMPLE_RATE = 16_000  # Hz, what Whisper's feature extractor expects
 STAGE = "decode"
@@ -78,6 +81,8 @@ def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAud
 
     if not data:
         return _fail("empty file (0 bytes)")
+    if cut := truncation(data):
+        return _fail(f"truncated data: {cut}")
     try:
         container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, ValueError, OSError) as exc:
@@ -101,6 +106,8 @@ def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAud
         return _fail(f"audio is longer than the {max_duration_s:g} s limit")
     if len(waveform) == 0:
         return _fail("no audio samples decoded")
+    if bad := int(np.count_nonzero(~np.isfinite(waveform))):
+        return _fail(f"{bad} samples are NaN or infinite (a broken float encoding)")
     got = len(waveform) / SAMPLE_RATE
     if declared is not None and got < declared - max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * declared):
         return _fail(f"truncated data at {got:.2f} s (the container declares {declared:.2f} s)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -44,7 +46,7 @@ def test_stereo_is_downmixed_not_one_channel():
         ("text_file.m4a", "decode: not a readable audio container"),
         ("no_audio_stream.mp4", "decode: no audio stream"),
         ("truncated.flac", "decode: corrupt or truncated data at "),
-        ("truncated.mp3", "decode: truncated data at "),
+        ("truncated.mp3", "decode: truncated data: the MP3 header declares 30745 bytes of audio, the file holds 12271"),
     ],
 )
 def test_bad_inputs_become_error_values(name, reason):
@@ -67,3 +69,36 @@ def test_max_duration_rejects_long_audio():
     assert result.waveform is None
     assert result.error == "decode: audio is 199.1 s, longer than the 60 s limit"
     assert decode_audio(data, max_duration_s=600).error is None
+
+
+def _float_wav(samples: np.ndarray, rate: int = SAMPLE_RATE, data_size: int | None = None) -> bytes:
+    """A 32-bit float WAV; ``data_size`` overrides the size its data chunk declares."""
+    data = samples.astype("<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)  # IEEE float, mono
+    size = len(data) if data_size is None else data_size
+    return (b"RIFF" + struct.pack("<I", min(4 + 8 + len(fmt) + 8 + size, 0xFFFFFFFF)) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt))
+            + fmt + b"data" + struct.pack("<I", size) + data)
+
+
+def test_files_cut_short_are_errors_not_half_transcripts():
+    wav = (GOOD / "wav16k_mono.wav").read_bytes()
+    assert decode_audio(wav[: int(len(wav) * 0.97)]).error == (
+        "decode: truncated data: the WAV header declares 7.52 s of audio, the file holds 7.29 s")
+    tone = np.sin(np.arange(SAMPLE_RATE * 2) / 5).astype(np.float32) * 0.5
+    assert decode_audio(_float_wav(tone, data_size=len(tone) * 4 * 5)).error == (
+        "decode: truncated data: the WAV header declares 10.00 s of audio, the file holds 2.00 s")
+    assert decode_audio(_float_wav(tone, data_size=0xFFFFFFFF)).error is None  # a streamed WAV: size unknown
+    ogg = (GOOD / "opus48k_mono.ogg").read_bytes()
+    last_page = ogg.rfind(b"OggS")
+    assert decode_audio(ogg[:last_page]).error == "decode: truncated data: the Ogg stream ends without its end-of-stream page"
+    assert decode_audio(ogg[:-10]).error == "decode: truncated data: the Ogg stream ends inside its last page"
+    mp3 = (GOOD / "mp3_22k_mono.mp3").read_bytes()
+    assert decode_audio(mp3[: int(len(mp3) * 0.97)]).error.startswith("decode: truncated data: the MP3 header declares")
+
+
+def test_nan_or_infinite_samples_are_errors():
+    tone = np.sin(np.arange(SAMPLE_RATE) / 5).astype(np.float32) * 0.5
+    broken = tone.copy()
+    broken[100:200], broken[300] = np.nan, np.inf
+    assert decode_audio(_float_wav(broken)).error == "decode: 101 samples are NaN or infinite (a broken float encoding)"
+    assert decode_audio(_float_wav(tone)).error is None
