@@ -20,14 +20,14 @@ class AsrBatchError(Exception):
 
 
 def describe(exc: BaseException, limit: int = MAX_CAUSE_CHARS) -> str:
-    """``exc`` as one short line: its OS reason or first message line, else its type name."""
+    """``exc`` as one short line: its OS reason or first message line, else its type name; URIs redacted."""
     text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:limit]
+    return redact(text.splitlines()[0])[:limit]
 
 
-_USERINFO = re.compile(r"^([a-z0-9+.-]+://)[^/@]*@", re.IGNORECASE)
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
 
 
-def redact(uri: str) -> str:
-    """``uri`` without any ``user:secret@`` part, for logs, errors and run.json."""
-    return _USERINFO.sub(r"\1", uri)
+def redact(text: str) -> str:
+    """``text`` (a URI, or a message holding some) without any ``user:secret@`` part."""
+    return _USERINFO.sub(r"\1", text)

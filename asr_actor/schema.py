@@ -22,6 +22,7 @@ SEGMENTS = "segments"  # timestamped segments, seconds
 LANGUAGE = "language"  # given or detected language code
 DURATION = "duration_s"  # decoded audio length, s
 ERROR = "error"  # stage and cause; null when ok
+ERROR_KIND = "error_kind"  # TRANSIENT (resume retries the row) or PERMANENT; null when ok
 MODEL = "model"  # model id or path
 FINGERPRINT = "config_fingerprint"  # hash of everything that changes the transcript
 RUN_ID = "run_id"  # the run that wrote the row
@@ -36,12 +37,14 @@ OUTPUT_FIELDS = [
     pa.field(LANGUAGE, pa.string()),
     pa.field(DURATION, pa.float64()),
     pa.field(ERROR, pa.string()),
+    pa.field(ERROR_KIND, pa.string()),
     pa.field(MODEL, pa.string()),
     pa.field(FINGERPRINT, pa.string()),
     pa.field(RUN_ID, pa.string()),
     pa.field(TRANSCRIBED_AT, pa.timestamp("us", tz="UTC")),
 ]
 CONTRACT_COLUMNS = tuple(f.name for f in OUTPUT_FIELDS)
+TRANSIENT, PERMANENT = "transient", "permanent"  # the values of ERROR_KIND
 RESULT_COLUMNS = (TEXT, SEGMENTS, LANGUAGE, DURATION, ERROR)  # what the transcriber adds to a row
 
 # --- the manifest ---

@@ -54,8 +54,9 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _summary_line(s: dict) -> str:
-    return (f"done: {s['ok']} ok, {s['failed']} failed, {s['skipped']} skipped; {s['audio_hours']:.4f} h audio "
-            f"in {s['wall_s']:.1f} s wall, RTFx {s['rtfx']}; output {s['output']}")
+    transient = f" ({s['transient']} transient: resume retries them)" if s["transient"] else ""
+    return (f"done: {s['ok']} ok, {s['failed']} failed{transient}, {s['skipped']} skipped; "
+            f"{s['audio_hours']:.4f} h audio in {s['wall_s']:.1f} s wall, RTFx {s['rtfx']}; output {s['output']}")
 
 
 def _run_or_resume(args: argparse.Namespace) -> int:

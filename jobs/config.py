@@ -23,6 +23,7 @@ import yaml
 
 from asr_actor.config import ConfigError, TranscriberConfig, from_mapping, require
 from asr_actor.errors import describe
+from jobs.retry import DEFAULT_RETRY_S
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,18 @@ class StagesConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """How long storage calls ride out a store that does not answer."""
+
+    # s each storage call (listing, fetch, part write, run.json, _SUCCESS) retries transient
+    # errors (refused, reset, timeouts, 5xx, throttling) with backoff before giving up
+    retry_s: float = DEFAULT_RETRY_S
+
+    def __post_init__(self) -> None:
+        require(self.retry_s >= 0, "storage.retry_s must be >= 0")
+
+
+@dataclass(frozen=True)
 class RayConfig:
     address: str | None = None  # None: RAY_ADDRESS if set (ray job submit), else a local cluster
     num_cpus: int | None = None  # logical CPUs of a local cluster; more than cores leaves room for Ray's helpers
@@ -88,6 +101,7 @@ class JobConfig(TranscriberConfig):
     output: str  # run root: the run folder is <output>/<run_id>/
     run_id: str | None = None  # None: a UTC timestamp
     stages: StagesConfig = field(default_factory=StagesConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
     def transcriber(self) -> TranscriberConfig:

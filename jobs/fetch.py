@@ -1,8 +1,10 @@
 """Fetch: ``uri`` -> encoded ``audio`` bytes through fsspec, one row at a time, failures as error rows.
 
-Used by the job's CPU stage and by ``asr-batch transcribe`` alike: a missing,
-unreadable or oversized object becomes an error row naming the object (credentials
-redacted), never an exception.
+Used by the job's CPU stage and by ``asr-batch transcribe`` alike. Transient storage
+failures are retried for ``retry_s`` seconds (:mod:`jobs.retry`); what is still failing
+then becomes a ``transient`` error row, which ``resume`` tries again. A missing object,
+a refused access, an unsupported scheme or an oversized object is a ``permanent`` error
+row. Every message names the object, credentials redacted; nothing raises.
 """
 
 from __future__ import annotations
@@ -10,36 +12,42 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from asr_actor.config import AudioConfig
-from asr_actor.errors import redact
+from asr_actor.errors import describe, redact
 from asr_actor.preprocess import batch_size_of, column
-from asr_actor.schema import AUDIO, ERROR, URI
+from asr_actor.schema import AUDIO, ERROR, ERROR_KIND, PERMANENT, TRANSIENT, URI
 from jobs import storage
+from jobs.retry import DEFAULT_RETRY_S, StoreUnavailable
 
 STAGE = "fetch"
+Fetched = tuple[bytes | None, str | None, str | None]  # data, error, error kind
 
 
-def _fetch_one(uri: str, max_bytes: int | None) -> tuple[bytes | None, str | None]:
+def _fetch_one(uri: str, max_bytes: int | None, retry_s: float) -> Fetched:
     shown = redact(uri)
     try:
-        fs, path = storage.fs_and_path(uri)
-        size = fs.size(path)
+        size = storage.size(uri, retry_s)
         if max_bytes is not None and size is not None and size > max_bytes:
-            return None, f"{STAGE}: {shown} is {size} bytes, over the {max_bytes} byte limit"
-        with fs.open(path, "rb") as fh:
-            return fh.read(), None
+            return None, f"{STAGE}: {shown} is {size} bytes, over the {max_bytes} byte limit", PERMANENT
+        return storage.read_bytes(uri, retry_s), None, None
+    except StoreUnavailable as exc:
+        return None, f"{STAGE}: {exc}", TRANSIENT
+    except storage.UnsupportedUri as exc:
+        return None, f"{STAGE}: {exc}", PERMANENT
     except FileNotFoundError:
-        return None, f"{STAGE}: object not found: {shown}"
-    except Exception as exc:  # noqa: BLE001 - any storage failure is this row's error
-        return None, f"{STAGE}: cannot read {shown} ({type(exc).__name__})"
+        return None, f"{STAGE}: object not found: {shown}", PERMANENT
+    except PermissionError:
+        return None, f"{STAGE}: access denied: {shown}", PERMANENT
+    except Exception as exc:  # noqa: BLE001 - any other storage failure is this row's error
+        return None, f"{STAGE}: cannot read {shown} ({type(exc).__name__}: {describe(exc)})", PERMANENT
 
 
-def fetch_batch(batch: Mapping[str, Any], cfg: AudioConfig) -> dict[str, Any]:
-    """``uri`` -> ``audio`` bytes and ``error``; rows that already carry an error are left alone."""
+def fetch_batch(batch: Mapping[str, Any], cfg: AudioConfig, retry_s: float = DEFAULT_RETRY_S) -> dict[str, Any]:
+    """``uri`` -> ``audio`` bytes, ``error`` and ``error_kind``; rows that already carry an error are left alone."""
     n = batch_size_of(batch)
     out = {k: list(v) for k, v in batch.items()}
-    errors, data = column(batch, ERROR, n), [None] * n
+    errors, kinds, data = column(batch, ERROR, n), column(batch, ERROR_KIND, n), [None] * n
     for i, uri in enumerate(column(batch, URI, n)):
         if errors[i] is None:
-            data[i], errors[i] = _fetch_one(str(uri), cfg.max_bytes)
-    out.update({AUDIO: data, ERROR: errors})
+            data[i], errors[i], kinds[i] = _fetch_one(str(uri), cfg.max_bytes, retry_s)
+    out.update({AUDIO: data, ERROR: errors, ERROR_KIND: kinds})
     return out

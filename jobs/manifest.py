@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import ETAG, ID, SIZE, URI
 from jobs import storage
+from jobs.retry import DEFAULT_RETRY_S, retrying
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".webm", ".mkv", ".aac")
 MANIFEST_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
@@ -66,10 +67,10 @@ def _read_jsonl(data: bytes) -> pa.Table:
     return pa.table([*keys.values(), *(table.column(c) for c in rest)], names=[*keys, *rest])
 
 
-def _read_file(uri: str) -> pa.Table:
+def _read_file(uri: str, retry_s: float) -> pa.Table:
     import pyarrow.parquet as pq
 
-    data = storage.read_bytes(uri)
+    data = storage.read_bytes(uri, retry_s)
     lower = uri.lower()
     if lower.endswith(".parquet"):
         return pq.read_table(io.BytesIO(data))
@@ -78,9 +79,9 @@ def _read_file(uri: str) -> pa.Table:
     return _read_jsonl(data)
 
 
-def _list_prefix(uri: str) -> pa.Table:
+def _list_prefix(uri: str, retry_s: float) -> pa.Table:
     fs, root = storage.fs_and_path(uri)
-    found = fs.find(root, detail=True)
+    found = retrying(lambda: fs.find(root, detail=True), uri, retry_s)
     scheme = uri.split("://", 1)[0] + "://" if "://" in uri and not uri.startswith("file://") else ""
     rows = [
         (scheme + path, int(info.get("size") or 0), str(info.get("ETag") or info.get("etag") or info.get("mtime") or ""))
@@ -93,13 +94,13 @@ def _list_prefix(uri: str) -> pa.Table:
     return pa.table({ID: list(uris), URI: list(uris), SIZE: list(sizes), ETAG: list(tags)})
 
 
-def _is_prefix(uri: str) -> bool:
+def _is_prefix(uri: str, retry_s: float) -> bool:
     if uri.endswith("/"):
         return True
     if uri.lower().endswith(MANIFEST_SUFFIXES):
         return False
     fs, path = storage.fs_and_path(uri)
-    return fs.isdir(path)
+    return retrying(lambda: fs.isdir(path), uri, retry_s)
 
 
 def _empty(values: pa.ChunkedArray) -> int:
@@ -107,13 +108,13 @@ def _empty(values: pa.ChunkedArray) -> int:
     return values.null_count + pc.sum(pc.equal(values, "")).as_py() if len(values) else 0
 
 
-def read_manifest(uri: str) -> pa.Table:
+def read_manifest(uri: str, retry_s: float = DEFAULT_RETRY_S) -> pa.Table:
     """The checked manifest: string ``id`` and absolute ``uri`` first, other columns after."""
     shown = redact(uri)
     try:
-        if _is_prefix(uri):
-            return _list_prefix(uri)
-        table = _read_file(uri)
+        if _is_prefix(uri, retry_s):
+            return _list_prefix(uri, retry_s)
+        table = _read_file(uri, retry_s)
     except ManifestError:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:
@@ -131,8 +132,8 @@ def read_manifest(uri: str) -> pa.Table:
     if empty := _empty(ids):
         raise ManifestError(f"{shown}: {empty} row(s) have an empty {ID!r}")
     counts = pc.value_counts(ids)
-    dups = [c["values"].as_py() for c in counts if c["counts"].as_py() > 1]
-    if dups:
-        raise ManifestError(f"{shown}: duplicate ids ({len(dups)}), e.g. {dups[:3]}")
+    dups = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+    if len(dups):
+        raise ManifestError(f"{shown}: duplicate ids ({len(dups)}), e.g. {dups[:3].to_pylist()}")
     rest = [c for c in table.column_names if c not in (ID, URI)]
     return pa.table([ids, uris, *(table.column(c) for c in rest)], names=[ID, URI, *rest])

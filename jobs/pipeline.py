@@ -22,6 +22,7 @@ from importlib import metadata
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, redact
 from asr_actor.schema import DURATION, FINGERPRINT, ID, MANIFEST_INPUT_COLUMNS, MODEL, RUN_ID, output_schema
@@ -45,8 +46,8 @@ class Plan:
     folder: RunFolder
     run_id: str
     manifest: pa.Table  # the frozen manifest
-    todo: pa.Table  # its rows not yet in data/
-    skipped: int  # rows already done before this attempt
+    todo: pa.Table  # its rows not yet in data/ (or there as transient errors: tried again)
+    done_before: pa.Array  # ids done before this attempt
     fingerprint: str  # the run's: stamped on every row it writes
 
 
@@ -76,7 +77,7 @@ def _check_resumable(folder: RunFolder, checked: Checked) -> str:
 def plan(cfg: JobConfig, checked: Checked, resume: bool) -> Plan:
     """Freeze (new run) or reload (resume) the run folder and pick the rows still to do."""
     run_id = cfg.run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = RunFolder(storage.join(cfg.output, run_id))
+    folder = RunFolder(storage.join(cfg.output, run_id), cfg.storage.retry_s)
     if resume:
         if not folder.exists():
             raise JobError(f"{redact(folder.uri)}: no run.json here, nothing to resume")
@@ -85,7 +86,7 @@ def plan(cfg: JobConfig, checked: Checked, resume: bool) -> Plan:
     else:
         if folder.exists():
             raise JobError(f"{redact(folder.uri)}: run folder exists already; resume it or pick another --run-id")
-        manifest = read_manifest(cfg.input)
+        manifest = read_manifest(cfg.input, cfg.storage.retry_s)
         fingerprint = checked.fingerprint
         folder.freeze_manifest(manifest)
         folder.write_json("run.json", {
@@ -95,9 +96,8 @@ def plan(cfg: JobConfig, checked: Checked, resume: bool) -> Plan:
             "versions": _versions(), "host": {"python": platform.python_version(), "machine": platform.machine()},
         })
     done = folder.done_ids()
-    ids = manifest.column(ID).to_pylist()
-    todo = manifest.filter(pa.array([i not in done for i in ids])) if done else manifest
-    return Plan(folder, run_id, manifest, todo, len(ids) - todo.num_rows, fingerprint)
+    todo = manifest.filter(pc.invert(pc.is_in(manifest.column(ID), value_set=done))) if len(done) else manifest
+    return Plan(folder, run_id, manifest, todo, done, fingerprint)
 
 
 def _source(todo: pa.Table, batch_size: int):
@@ -130,7 +130,7 @@ def _dataset(cfg: JobConfig, checked: Checked, p: Plan):
     ds = ds.map_batches(
         CpuWorker, batch_size=st.prepare.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"audio": cfg.audio, "log_mel": log_mel, "chunked": cfg.decoding.long_form == "chunked",
-                               "idle_priority": st.prepare.idle_priority},
+                               "idle_priority": st.prepare.idle_priority, "retry_s": cfg.storage.retry_s},
         compute=ActorPoolStrategy(min_size=1, max_size=st.prepare.concurrency), num_cpus=st.prepare.num_cpus,
     )
     ds = ds.map_batches(
@@ -142,7 +142,8 @@ def _dataset(cfg: JobConfig, checked: Checked, p: Plan):
     stamp = {MODEL: cfg.model.id, FINGERPRINT: p.fingerprint, RUN_ID: p.run_id}
     return ds.map_batches(
         PartWriter, batch_size=st.write.batch_size, batch_format="pyarrow",
-        fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp},
+        fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp,
+                               "retry_s": cfg.storage.retry_s},
         compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=st.write.num_cpus,
     )
 
@@ -152,7 +153,7 @@ def _execute(cfg: JobConfig, checked: Checked, p: Plan) -> float:
     from jobs.ray_cluster import failure_cause, init_ray
 
     init_ray(cfg.ray)
-    done, audio_s, total = p.skipped, 0.0, p.manifest.num_rows
+    done, audio_s, total = p.manifest.num_rows - p.todo.num_rows, 0.0, p.manifest.num_rows
     try:
         for batch in _dataset(cfg, checked, p).iter_batches(batch_size=None, batch_format="numpy"):
             done += len(batch[ID])
@@ -170,17 +171,17 @@ def run_job(cfg: JobConfig, resume: bool = False) -> dict[str, Any]:
     checked = preflight(cfg)
     p = plan(cfg, checked, resume)
     total = p.manifest.num_rows
-    print(f"run {redact(p.folder.uri)}: {total} files, {p.skipped} already done, {p.todo.num_rows} to do", file=sys.stderr)
+    print(f"run {redact(p.folder.uri)}: {total} files, {total - p.todo.num_rows} already done, "
+          f"{p.todo.num_rows} to do", file=sys.stderr)
     audio_now = _execute(cfg, checked, p) if p.todo.num_rows else 0.0
     dropped = p.folder.deduplicate()
-    counts = summarize(p.folder.read_all())
+    counts = summarize(p.folder.keys(), p.done_before)
     missing = total - counts["rows"]
     if missing:
         raise JobError(f"{missing} manifest ids have no output row; resume the run to finish them")
     wall = time.perf_counter() - started
     summary = {
-        "ok": counts["ok"], "failed": counts["failed"], "skipped": p.skipped, "rows": counts["rows"],
-        "audio_s": counts["audio_s"], "audio_hours": round(counts["audio_s"] / 3600, 4),
+        **counts, "audio_hours": round(counts["audio_s"] / 3600, 4),
         "wall_s": round(wall, 2), "rtfx": round(audio_now / wall, 2) if wall else None,
         "duplicates_dropped": dropped, "output": redact(p.folder.uri),
         "finished_at": datetime.now(timezone.utc).isoformat(),
@@ -191,7 +192,7 @@ def run_job(cfg: JobConfig, resume: bool = False) -> dict[str, Any]:
 
 def resume_config(run_uri: str, overrides: list[str]) -> JobConfig:
     """The config recorded in a run folder's ``run.json``, with ``--set`` overrides applied."""
-    folder = RunFolder(run_uri.rstrip("/"))
+    folder = RunFolder(run_uri.rstrip("/"))  # the recorded storage.retry_s is not known yet: the default
     if not folder.exists():
         raise JobError(f"{redact(folder.uri)}: no run.json here, nothing to resume")
     recorded = folder.read_json("run.json")["config"]

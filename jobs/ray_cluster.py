@@ -3,8 +3,8 @@
 ``init_ray`` joins the cluster a submitted job runs in (``RAY_ADDRESS`` or
 ``ray.address``) or starts a local one on loopback. Ray reports a failure inside a
 worker as an exception whose text is the worker's whole traceback (the worker's own
-exception object does not cross back), so :func:`failure_cause` takes the exception
-line at its end: what the user needs, without the traceback.
+exception object does not cross back), so :func:`failure_cause` takes the last
+exception line in it that is not Ray's own: what the user needs, without the traceback.
 """
 
 from __future__ import annotations
@@ -47,8 +47,15 @@ def _quiet_ray_data_console() -> None:
 
 
 def failure_cause(exc: BaseException) -> str:
-    """``ExceptionType: message`` of the error that stopped a Ray job, from the end of Ray's report."""
-    for line in reversed([ln.strip() for ln in str(exc).splitlines()]):
-        if m := _EXCEPTION_LINE.match(line):
-            return f"{m[1]}: {m[2]}"
+    """``ExceptionType: message`` of the error that stopped a Ray job, from Ray's report.
+
+    A chained report prints the innermost cause first, then each error raised from it,
+    then Ray's wrappers (``ray.exceptions.*``): the last exception line from outside Ray
+    is the one the job raised (``StoreUnavailable``, ``ModelLoadError``), which names the cause.
+    """
+    found = [m for ln in str(exc).splitlines() if (m := _EXCEPTION_LINE.match(ln.strip()))]
+    ours = [m for m in found if not m[0].startswith("ray.")]
+    if ours or found:
+        m = (ours or found)[-1]
+        return f"{m[1]}: {m[2]}"
     return f"{type(exc).__name__}: {describe(exc)}"

@@ -18,21 +18,30 @@ import json
 import uuid
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from asr_actor.schema import DURATION, ERROR, ID
+from asr_actor.schema import COLUMN_TYPES, DURATION, ERROR, ERROR_KIND, ID, TRANSIENT
 from jobs import storage
+from jobs.retry import DEFAULT_RETRY_S
 
 PART_SUFFIX = ".parquet"
 
 
-class RunFolder:
-    """One run's folder on any fsspec storage: its JSON files, frozen manifest and Parquet parts."""
+_KEYS = (ID, ERROR, ERROR_KIND, DURATION)  # what resume, dedupe and the summary read of each row
+_PART, _ROW = "__part", "__row"
 
-    def __init__(self, uri: str) -> None:
-        self.uri = uri.rstrip("/")
+
+class RunFolder:
+    """One run's folder on any fsspec storage: its JSON files, frozen manifest and Parquet parts.
+
+    Every storage call retries transient failures for ``retry_s`` seconds.
+    """
+
+    def __init__(self, uri: str, retry_s: float = DEFAULT_RETRY_S) -> None:
+        self.uri, self.retry_s = uri.rstrip("/"), retry_s
 
     def path(self, *parts: str) -> str:
         return storage.join(self.uri, *parts)
@@ -42,59 +51,83 @@ class RunFolder:
         return self.path("data")
 
     def exists(self) -> bool:
-        return storage.exists(self.path("run.json"))
+        return storage.exists(self.path("run.json"), self.retry_s)
 
     def write_json(self, name: str, obj: dict[str, Any]) -> None:
-        storage.write_bytes(self.path(name), (json.dumps(obj, indent=2, default=str) + "\n").encode())
+        storage.write_bytes(self.path(name), (json.dumps(obj, indent=2, default=str) + "\n").encode(), self.retry_s)
 
     def read_json(self, name: str) -> dict[str, Any]:
-        return json.loads(storage.read_bytes(self.path(name)))
+        return json.loads(storage.read_bytes(self.path(name), self.retry_s))
 
     def freeze_manifest(self, table: pa.Table) -> None:
-        storage.write_bytes(self.path("manifest.parquet"), _parquet_bytes(table))
+        storage.write_bytes(self.path("manifest.parquet"), _parquet_bytes(table), self.retry_s)
 
     def read_manifest(self) -> pa.Table:
-        return pq.read_table(io.BytesIO(storage.read_bytes(self.path("manifest.parquet"))))
+        return pq.read_table(io.BytesIO(storage.read_bytes(self.path("manifest.parquet"), self.retry_s)))
 
     def parts(self) -> list[str]:
-        return [p for p in storage.list_files(self.data, PART_SUFFIX) if p.rsplit("/", 1)[-1].startswith("part-")]
+        names = storage.list_files(self.data, PART_SUFFIX, self.retry_s)
+        return [p for p in names if p.rsplit("/", 1)[-1].startswith("part-")]
 
     def read_part(self, uri: str, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns)
-
-    def done_ids(self) -> set[str]:
-        done: set[str] = set()
-        for part in self.parts():
-            done.update(self.read_part(part, [ID]).column(ID).to_pylist())
-        return done
+        """One part; of ``columns``, those it has (parts of older runs lack newer nullable columns)."""
+        source = io.BytesIO(storage.read_bytes(uri, self.retry_s))
+        if columns is not None:
+            present = set(pq.read_schema(source).names)
+            columns = [c for c in columns if c in present]
+        return pq.read_table(source, columns=columns)
 
     def write_part(self, table: pa.Table) -> str:
         uri = storage.join(self.data, f"part-{uuid.uuid4().hex}{PART_SUFFIX}")
-        storage.write_bytes(uri, _parquet_bytes(table))
+        storage.write_bytes(uri, _parquet_bytes(table), self.retry_s)
         return uri
 
     def read_all(self) -> pa.Table:
         tables = [self.read_part(p) for p in self.parts()]
         return pa.concat_tables(tables, promote_options="default") if tables else pa.table({ID: pa.array([], pa.string())})
 
+    def keys(self, parts: list[str] | None = None) -> pa.Table:
+        """id, error, error kind and duration of every row in ``data/``, with its part and row number."""
+        tables = []
+        for number, part in enumerate(self.parts() if parts is None else parts):
+            t = self.read_part(part, list(_KEYS))
+            t = t.append_column(_PART, pa.array(np.full(t.num_rows, number, np.int32)))
+            tables.append(t.append_column(_ROW, pa.array(np.arange(t.num_rows, dtype=np.int64))))
+        empty = pa.schema([(c, COLUMN_TYPES[c]) for c in _KEYS] + [(_PART, pa.int32()), (_ROW, pa.int64())])
+        table = pa.concat_tables(tables, promote_options="default") if tables else empty.empty_table()
+        return table if ERROR_KIND in table.column_names else table.append_column(
+            ERROR_KIND, pa.nulls(table.num_rows, pa.string()))
+
+    def done_ids(self) -> pa.Array:
+        """Ids that need no more work: every row but transient errors, which resume tries again."""
+        keys = self.keys()
+        return pc.unique(keys.filter(pc.invert(_is_transient(keys))).column(ID))
+
     def deduplicate(self) -> int:
-        """Drop repeated ids (keeping the first part's row, in name order); return how many were dropped."""
-        seen: set[str] = set()
-        dropped = 0
-        for part in self.parts():
-            table = self.read_part(part)
-            keep = []
-            for i in table.column(ID).to_pylist():
-                keep.append(i not in seen)
-                seen.add(i)
-            if all(keep):
-                continue
-            dropped += keep.count(False)
-            kept = table.filter(pa.array(keep))
+        """Keep one row per id: an ok or permanent row over a transient one, else the first; return how many were dropped.
+
+        A retried task can write an id twice, and resume writes a transient error row's id again.
+        """
+        parts = self.parts()
+        keys = self.keys(parts)
+        order = keys.append_column("__rank", pc.cast(_is_transient(keys), pa.int8())).sort_by(
+            [(ID, "ascending"), ("__rank", "ascending"), (_PART, "ascending"), (_ROW, "ascending")])
+        ids = order.column(ID).combine_chunks()
+        first = pc.fill_null(pc.not_equal(ids, pa.concat_arrays([pa.nulls(1, ids.type), ids[:-1]])), True) \
+            if len(ids) else pa.array([], pa.bool_())
+        dropped = order.filter(pc.invert(first))
+        for number in pc.unique(dropped.column(_PART)).to_pylist():
+            rows = dropped.filter(pc.equal(dropped.column(_PART), number)).column(_ROW)
+            table = self.read_part(parts[number])
+            kept = table.filter(pc.invert(pc.is_in(pa.array(np.arange(table.num_rows)), value_set=rows.combine_chunks())))
             if kept.num_rows:
                 self.write_part(kept)
-            storage.remove(part)
-        return dropped
+            storage.remove(parts[number], self.retry_s)
+        return dropped.num_rows
+
+
+def _is_transient(keys: pa.Table) -> pa.ChunkedArray:
+    return pc.fill_null(pc.equal(keys.column(ERROR_KIND), TRANSIENT), False)
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -103,10 +136,20 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def summarize(table: pa.Table) -> dict[str, Any]:
-    """Counts of the rows in ``data/``: ok, failed, audio seconds."""
-    if table.num_rows == 0:
-        return {"rows": 0, "ok": 0, "failed": 0, "audio_s": 0.0}
-    failed = table.num_rows - pc.count(table.column(ERROR), mode="only_null").as_py()
-    audio = pc.sum(table.column(DURATION)).as_py() or 0.0
-    return {"rows": table.num_rows, "ok": table.num_rows - failed, "failed": failed, "audio_s": round(audio, 3)}
+def summarize(keys: pa.Table, before: pa.Array) -> dict[str, Any]:
+    """Counts of a run's rows (:meth:`RunFolder.keys`, deduplicated).
+
+    ``ok``, ``failed`` and ``skipped`` add up to ``rows``: ``skipped`` are the rows done
+    before this attempt (``before``: their ids), ``ok`` and ``failed`` this attempt's;
+    ``transient`` of the failed ones are retried by resume; ``run_ok`` / ``run_failed``
+    count the whole run folder.
+    """
+    failed = pc.is_valid(keys.column(ERROR))
+    now = pc.invert(pc.is_in(keys.column(ID), value_set=before))
+    count = lambda mask: int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0)  # noqa: E731
+    return {
+        "rows": keys.num_rows, "ok": count(pc.and_(now, pc.invert(failed))), "failed": count(pc.and_(now, failed)),
+        "skipped": count(pc.invert(now)), "transient": count(_is_transient(keys)),
+        "run_ok": count(pc.invert(failed)), "run_failed": count(failed),
+        "audio_s": round(pc.sum(keys.column(DURATION)).as_py() or 0.0, 3),
+    }

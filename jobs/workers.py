@@ -16,10 +16,11 @@ import pyarrow as pa
 from asr_actor.config import AudioConfig, TranscriberConfig
 from asr_actor.features import LogMel
 from asr_actor.preprocess import decode_batch, window_batch
-from asr_actor.schema import DURATION, ERROR, ID, SEGMENTS, as_table
+from asr_actor.schema import DURATION, ERROR, ERROR_KIND, ID, PERMANENT, SEGMENTS, as_table
 from jobs import wire
 from jobs.cpu_priority import lower_cpu_priority
 from jobs.fetch import fetch_batch
+from jobs.retry import DEFAULT_RETRY_S
 
 
 class CpuWorker:
@@ -33,13 +34,17 @@ class CpuWorker:
     ``generate`` by ~2%, measured) instead of taking cores from them.
     """
 
-    def __init__(self, audio: AudioConfig, log_mel: LogMel, chunked: bool, idle_priority: bool = False) -> None:
+    def __init__(
+        self, audio: AudioConfig, log_mel: LogMel, chunked: bool, idle_priority: bool = False,
+        retry_s: float = DEFAULT_RETRY_S,
+    ) -> None:
         self.audio, self.log_mel, self.chunked, self.idle_priority = audio, log_mel, chunked, idle_priority
+        self.retry_s = retry_s
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.idle_priority:
             lower_cpu_priority()  # every call: Ray Data may run calls on a thread of its own
-        out = decode_batch(fetch_batch(batch.to_pydict(), self.audio), self.audio)
+        out = decode_batch(fetch_batch(batch.to_pydict(), self.audio, self.retry_s), self.audio)
         return as_table(wire.pack(window_batch(out, self.audio, self.log_mel, self.chunked)))
 
 
@@ -81,11 +86,11 @@ class PartWriter:
     takes them, with their exact Arrow types, from the run's frozen manifest by id.
     """
 
-    def __init__(self, run_uri: str, schema: pa.Schema, stamp: Mapping[str, Any]) -> None:
+    def __init__(self, run_uri: str, schema: pa.Schema, stamp: Mapping[str, Any], retry_s: float = DEFAULT_RETRY_S) -> None:
         from asr_actor.schema import pass_through_columns
         from jobs.run_folder import RunFolder
 
-        self.folder, self.schema, self.stamp = RunFolder(run_uri), schema, dict(stamp)
+        self.folder, self.schema, self.stamp = RunFolder(run_uri, retry_s), schema, dict(stamp)
         extra = pass_through_columns(schema)
         self.manifest = self.folder.read_manifest().select([ID, *extra]) if extra else None
 
@@ -96,6 +101,9 @@ class PartWriter:
 
         rows = batch.to_pydict()
         rows[SEGMENTS] = [segs or [] for segs in rows.get(SEGMENTS, [])]
+        # Only fetch knows a cause can pass (transient); every other error is permanent.
+        kinds = rows.get(ERROR_KIND) or [None] * len(rows[ID])
+        rows[ERROR_KIND] = [kind or (PERMANENT if err is not None else None) for kind, err in zip(kinds, rows[ERROR])]
         if self.manifest is not None:
             found = self.manifest.take(pc.index_in(batch.column(ID), value_set=self.manifest.column(ID)))
             rows.update({name: found.column(name) for name in found.column_names if name != ID})

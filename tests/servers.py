@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,9 +41,9 @@ def _wait_port(port: int, timeout_s: float = 30.0) -> None:
 
 
 @contextmanager
-def s3_server() -> Iterator[dict[str, str]]:
-    """Start moto_server on a free loopback port; yield the AWS environment for it."""
-    port = free_port()
+def s3_server(port: int | None = None) -> Iterator[dict[str, str]]:
+    """Start moto_server on a free (or the given) loopback port; yield the AWS environment for it."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -90,3 +92,69 @@ def ray_head(env: dict[str, str], num_cpus: int = 4) -> Iterator[str]:
         yield f"http://127.0.0.1:{dash}"
     finally:
         ray_stop(env)
+
+
+class Outage:
+    """A TCP relay on 127.0.0.1 in front of a real server, to make that server unreachable for a while.
+
+    ``down()`` closes the listening socket and resets every open connection (clients see
+    ``connection refused`` / ``reset``, as when an endpoint or its network goes away);
+    ``up()`` listens again on the same port. The server behind keeps its data.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port, self.port = target_port, free_port()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        if listener is not None:
+            listener.close()
+        for conn in conns:
+            try:  # RST, not FIN: an abrupt loss, not a polite close
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            except OSError:
+                pass
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                return  # the listener was closed: down()
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

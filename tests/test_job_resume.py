@@ -85,7 +85,8 @@ def test_kill_anywhere_then_resume_gives_each_id_once(point, env, tmp_path):
     assert sorted(after) == sorted(ids)  # every id, exactly once, nothing else
     success = json.loads((run / "_SUCCESS").read_text())
     assert success["rows"] == len(ids) and success["skipped"] == len(set(before))
-    assert success["failed"] == 2
+    assert success["ok"] + success["failed"] + success["skipped"] == len(ids)  # counted once each
+    assert success["run_failed"] == 2 and success["run_ok"] == len(ids) - 2
 
     again = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and sorted(_ids_in(run)) == sorted(ids)

@@ -144,17 +144,32 @@ def test_unreadable_manifest_names_the_file(tmp_path):
 
 
 def test_run_folder_parts_done_ids_and_deduplicate(tmp_path):
+    from jobs.run_folder import summarize
+
     folder = RunFolder(str(tmp_path / "run"))
     schema = output_schema(None)
-    rows = lambda ids: pa.table({"id": ids, "error": [None] * len(ids), "duration_s": [1.0] * len(ids)})  # noqa: E731
+
+    def rows(ids, error=None, kind=None):
+        n = len(ids)
+        return pa.table({"id": ids, "error": [error] * n, "error_kind": pa.array([kind] * n, pa.string()),
+                         "duration_s": [1.0] * n})
+
     folder.write_part(rows(["a", "b"]))
     folder.write_part(rows(["b", "c"]))  # a retried task wrote b again
-    assert folder.done_ids() == {"a", "b", "c"}
-    assert folder.deduplicate() == 1
-    ids = folder.read_all().column("id").to_pylist()
-    assert sorted(ids) == ["a", "b", "c"]
+    folder.write_part(rows(["d", "e"], "fetch: the store was unreachable", "transient"))
+    folder.write_part(pa.table({"id": ["f"], "error": ["decode: bad"], "duration_s": [0.0]}))  # an older part: no error_kind
+    assert sorted(folder.done_ids().to_pylist()) == ["a", "b", "c", "f"]  # transient rows are tried again
+    folder.write_part(rows(["d"]))  # resume: d is fine now, e still failing
+    folder.write_part(rows(["e"], "fetch: the store was unreachable", "transient"))
+    assert folder.deduplicate() == 3  # the second b, d's transient row, one of e's two
+    keys = folder.keys()
+    assert sorted(keys.column("id").to_pylist()) == ["a", "b", "c", "d", "e", "f"]
+    assert {r["id"]: r["error_kind"] for r in keys.to_pylist()}["d"] is None  # the ok row won over the transient one
     assert not [p for p in (tmp_path / "run" / "data").iterdir() if p.name.startswith(".tmp")]
     assert list(schema.names) == list(CONTRACT_COLUMNS)
+    summary = summarize(keys, pa.array(["a", "b", "c"]))
+    assert (summary["ok"], summary["failed"], summary["skipped"], summary["rows"]) == (1, 2, 3, 6)
+    assert (summary["transient"], summary["run_ok"], summary["run_failed"]) == (1, 4, 2)
 
 
 def test_fetch_errors_name_the_object(tmp_path):
