@@ -7,8 +7,11 @@ happen inside them so ``asr-batch --help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
+
+DEBUG_ENV = "ASR_BATCH_DEBUG"  # set: an unexpected error shows its traceback
 
 
 def _prepare_offline_model(args: argparse.Namespace) -> int:
@@ -148,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     The one error boundary: a problem the user can fix (any ``AsrBatchError``) is one
     line on stderr and exit 2, never a traceback.
     """
-    from asr_actor.errors import AsrBatchError
+    from asr_actor.errors import AsrBatchError, describe
 
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
@@ -156,6 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except AsrBatchError as exc:
         print(f"asr-batch: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen failure: still one line, unless asked
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"asr-batch: unexpected {type(exc).__name__}: {describe(exc)} (set {DEBUG_ENV}=1 for the traceback)",
+              file=sys.stderr)
         return 2
 
 

@@ -23,6 +23,7 @@ import yaml
 
 from asr_actor.config import ConfigError, TranscriberConfig, from_mapping, require
 from asr_actor.errors import describe
+from jobs import storage
 from jobs.retry import DEFAULT_RETRY_S
 
 
@@ -88,9 +89,23 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class RayConfig:
+    """Where the job runs, and how it rides out lost workers and nodes."""
+
     address: str | None = None  # None: RAY_ADDRESS if set (ray job submit), else a local cluster
     num_cpus: int | None = None  # logical CPUs of a local cluster; more than cores leaves room for Ray's helpers
     no_progress_timeout_s: float = 900.0  # fail instead of hanging when no stage makes progress
+    # Ray's in-place restarts of a dead actor (-1: forever, Ray Data's default). 0: a lost actor
+    # fails the attempt and the job recovers by planning the remaining files on what is left; a
+    # restart Ray cannot place (its node is gone, the rest is full) would wait forever instead.
+    actor_restarts: int = 0
+    recoveries: int = 3  # times one run plans its remaining files again after losing a worker or node
+    # s to wait, after a loss, for the cluster to have room for one model actor and the other
+    # stages again (an autoscaler adding a node) before stopping with one line
+    capacity_wait_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        require(self.actor_restarts >= -1, "ray.actor_restarts must be -1 (forever) or >= 0")
+        require(self.recoveries >= 0 and self.capacity_wait_s >= 0, "ray.recoveries and ray.capacity_wait_s must be >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,7 +154,9 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), **fields
     for required in ("input", "output"):
         if not data.get(required):
             raise ConfigError(f"{path or 'config'}: {required!r} is required (in the YAML or as --{required})")
-    return from_mapping(JobConfig, data)
+    cfg = from_mapping(JobConfig, data)
+    # Relative paths mean this folder, recorded as such: every worker, and a later resume, see the same.
+    return dataclasses.replace(cfg, input=storage.anchored(cfg.input), output=storage.anchored(cfg.output))
 
 
 def config_to_dict(cfg: JobConfig) -> dict[str, Any]:

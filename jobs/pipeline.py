@@ -13,6 +13,7 @@ with the cause in one line; the run folder stays resumable.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -24,10 +25,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asr_actor.errors import AsrBatchError, redact
+from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import DURATION, FINGERPRINT, ID, MANIFEST_INPUT_COLUMNS, MODEL, RUN_ID, output_schema
 from jobs import storage
-from jobs.config import JobConfig, config_to_dict, load_config
+from jobs.config import JobConfig, StagesConfig, config_to_dict, load_config
 from jobs.fingerprint import changed
 from jobs.manifest import read_manifest
 from jobs.preflight import Checked, preflight
@@ -74,6 +75,34 @@ def _check_resumable(folder: RunFolder, checked: Checked) -> str:
     return recorded.get("config_fingerprint") or checked.fingerprint
 
 
+def _check_output_root(output: str) -> None:
+    """A local output root must be a folder (made here if missing); an object store is checked by writing."""
+    if not storage.is_local(output):
+        return
+    _, path = storage.fs_and_path(output)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise JobError(f"--output {output}: cannot hold run folders ({type(exc).__name__}: {describe(exc)})") from exc
+
+
+def _check_shared_paths(cfg: JobConfig) -> None:
+    """On a cluster of several nodes, a plain local path is seen by one node only: refuse it.
+
+    ``file:///…`` says the folder is one every node mounts (NFS, a shared disk) and is taken.
+    """
+    from jobs.ray_cluster import alive_nodes, cluster_address, init_ray
+
+    if cluster_address(cfg.ray) is None:
+        return  # a local cluster: one node
+    init_ray(cfg.ray)
+    nodes = alive_nodes()
+    for flag, uri in (("--input", cfg.input), ("--output", cfg.output)):
+        if nodes > 1 and "://" not in uri:
+            raise JobError(f"{flag} {uri} is a path on this node, and the cluster has {nodes} nodes: give a store every "
+                           f"node reaches (s3://…, gs://…), or file://{uri} if every node mounts that folder")
+
+
 def plan(cfg: JobConfig, checked: Checked, resume: bool) -> Plan:
     """Freeze (new run) or reload (resume) the run folder and pick the rows still to do."""
     run_id = cfg.run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -86,15 +115,19 @@ def plan(cfg: JobConfig, checked: Checked, resume: bool) -> Plan:
     else:
         if folder.exists():
             raise JobError(f"{redact(folder.uri)}: run folder exists already; resume it or pick another --run-id")
+        _check_output_root(cfg.output)
         manifest = read_manifest(cfg.input, cfg.storage.retry_s)
         fingerprint = checked.fingerprint
-        folder.freeze_manifest(manifest)
-        folder.write_json("run.json", {
-            "run_id": run_id, "started_at": datetime.now(timezone.utc).isoformat(),
-            "input": redact(cfg.input), "config": config_to_dict(cfg), "model": checked.plan.record(),
-            "config_fingerprint": fingerprint, "fingerprint_inputs": checked.fingerprint_inputs,
-            "versions": _versions(), "host": {"python": platform.python_version(), "machine": platform.machine()},
-        })
+        try:
+            folder.freeze_manifest(manifest)
+            folder.write_json("run.json", {
+                "run_id": run_id, "started_at": datetime.now(timezone.utc).isoformat(),
+                "input": redact(cfg.input), "config": config_to_dict(cfg), "model": checked.plan.record(),
+                "config_fingerprint": fingerprint, "fingerprint_inputs": checked.fingerprint_inputs,
+                "versions": _versions(), "host": {"python": platform.python_version(), "machine": platform.machine()},
+            })
+        except OSError as exc:
+            raise JobError(f"{redact(folder.uri)}: cannot write the run folder ({type(exc).__name__}: {describe(exc)})") from exc
     done = folder.done_ids()
     todo = manifest.filter(pc.invert(pc.is_in(manifest.column(ID), value_set=done))) if len(done) else manifest
     return Plan(folder, run_id, manifest, todo, done, fingerprint)
@@ -117,7 +150,7 @@ def _source(todo: pa.Table, batch_size: int):
     return ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_block))
 
 
-def _dataset(cfg: JobConfig, checked: Checked, p: Plan):
+def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan):
     from ray.data import ActorPoolStrategy, DataContext
 
     from jobs.workers import CpuWorker, ModelWorker, PartWriter
@@ -125,50 +158,97 @@ def _dataset(cfg: JobConfig, checked: Checked, p: Plan):
     ctx = DataContext.get_current()
     ctx.execution_no_progress_timeout_s = cfg.ray.no_progress_timeout_s
     ctx.enable_progress_bars = False
-    st, log_mel = cfg.stages, checked.plan.log_mel
+    # A lost actor is either restarted in place by Ray (actor_restarts) or fails the attempt,
+    # which the driver recovers from (_execute); its tasks follow the same rule.
+    restarts = {"max_restarts": cfg.ray.actor_restarts, "max_task_retries": 0 if cfg.ray.actor_restarts == 0 else -1}
+    st, log_mel = stages, checked.plan.log_mel
     ds = _source(p.todo, st.prepare.batch_size)
     ds = ds.map_batches(
         CpuWorker, batch_size=st.prepare.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"audio": cfg.audio, "log_mel": log_mel, "chunked": cfg.decoding.long_form == "chunked",
                                "idle_priority": st.prepare.idle_priority, "retry_s": cfg.storage.retry_s},
         compute=ActorPoolStrategy(min_size=1, max_size=st.prepare.concurrency), num_cpus=st.prepare.num_cpus,
+        **restarts,
     )
     ds = ds.map_batches(
         ModelWorker, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"transcriber_config": checked.transcriber_config(cfg), "log_mel": log_mel},
         compute=ActorPoolStrategy(min_size=st.transcribe.min_actors, max_size=st.transcribe.max_actors),
-        num_gpus=st.transcribe.num_gpus or None, num_cpus=st.transcribe.num_cpus,
+        num_gpus=st.transcribe.num_gpus or None, num_cpus=st.transcribe.num_cpus, **restarts,
     )
     stamp = {MODEL: cfg.model.id, FINGERPRINT: p.fingerprint, RUN_ID: p.run_id}
     return ds.map_batches(
         PartWriter, batch_size=st.write.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp,
                                "retry_s": cfg.storage.retry_s},
-        compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=st.write.num_cpus,
+        compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=st.write.num_cpus, **restarts,
     )
 
 
-def _execute(cfg: JobConfig, checked: Checked, p: Plan) -> float:
-    """Run the stages over ``p.todo``; return the audio seconds this attempt transcribed."""
-    from jobs.ray_cluster import failure_cause, init_ray
+@dataclass
+class _Progress:
+    done: int  # files with a row, this attempt's included
+    audio_s: float = 0.0  # audio seconds transcribed by this run of the command
 
-    init_ray(cfg.ray)
-    done, audio_s, total = p.manifest.num_rows - p.todo.num_rows, 0.0, p.manifest.num_rows
-    try:
-        for batch in _dataset(cfg, checked, p).iter_batches(batch_size=None, batch_format="numpy"):
-            done += len(batch[ID])
-            audio_s += float(sum(batch[DURATION]))
-            print(f"progress: {done}/{total} files", file=sys.stderr, flush=True)
-    except Exception as exc:  # noqa: BLE001 - Ray's failure, told in one line; the folder stays resumable
-        raise JobError(f"the run stopped: {failure_cause(exc)}; "
-                       f"fix the cause, then: asr-batch resume {redact(p.folder.uri)}") from exc
-    return audio_s
+
+def _stream(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, progress: _Progress) -> None:
+    """One attempt over ``p.todo``, counting what lands in ``progress``."""
+    total = p.manifest.num_rows
+    for batch in _dataset(cfg, stages, checked, p).iter_batches(batch_size=None, batch_format="numpy"):
+        progress.done += len(batch[ID])
+        progress.audio_s += float(sum(batch[DURATION]))
+        print(f"progress: {progress.done}/{total} files", file=sys.stderr, flush=True)
+
+
+def _room_after_loss(cfg: JobConfig, p: Plan) -> StagesConfig:
+    """The stages sized to the surviving cluster, waiting ``ray.capacity_wait_s`` for room."""
+    from jobs.capacity import describe_need, wait_for_room
+    from jobs.ray_cluster import cluster_resources
+
+    stages, have = wait_for_room(cfg.stages, cluster_resources, cfg.ray.capacity_wait_s)
+    if stages is None:
+        raise JobError(f"the cluster has no room left after losing a node: {describe_need(cfg.stages, have)} "
+                       f"(waited {cfg.ray.capacity_wait_s:g} s); when it has, run: asr-batch resume {redact(p.folder.uri)}")
+    return stages
+
+
+def _execute(cfg: JobConfig, checked: Checked, p: Plan) -> float:
+    """Run the stages over ``p.todo``, recovering from lost workers and nodes; return the audio seconds transcribed.
+
+    A worker, actor or node lost mid-run fails the attempt (``ray.actor_restarts: 0``);
+    the driver then plans the files still to do from ``data/`` (as ``resume`` does) and
+    runs them on what is left of the cluster, up to ``ray.recoveries`` times. Parts are
+    whole or absent and ``deduplicate`` keeps one row per id, so nothing is lost or doubled.
+    """
+    from jobs.capacity import describe_need, fitted
+    from jobs.ray_cluster import cluster_resources, failure_cause, init_ray, is_lost_worker
+
+    local = init_ray(cfg.ray)
+    stages = fitted(cfg.stages, cluster_resources()) if local else cfg.stages
+    if stages is None:  # a local cluster of fixed size that cannot hold the stages: waiting would not help
+        raise JobError(f"ray.num_cpus is too small: {describe_need(cfg.stages, cluster_resources())}")
+    progress, attempt, recoveries = _Progress(done=p.manifest.num_rows - p.todo.num_rows), p, 0
+    while True:
+        try:
+            _stream(cfg, stages, checked, attempt, progress)
+            return progress.audio_s
+        except Exception as exc:  # noqa: BLE001 - Ray's failure: recovered from, or told in one line
+            if not is_lost_worker(exc) or recoveries == cfg.ray.recoveries:
+                raise JobError(f"the run stopped: {failure_cause(exc)}; "
+                               f"fix the cause, then: asr-batch resume {redact(p.folder.uri)}") from exc
+            recoveries += 1
+            attempt = plan(cfg, checked, resume=True)
+            progress.done = attempt.manifest.num_rows - attempt.todo.num_rows
+            print(f"asr-batch: lost a worker or node ({failure_cause(exc)}); planning the {attempt.todo.num_rows} "
+                  f"files still to do again (recovery {recoveries} of {cfg.ray.recoveries})", file=sys.stderr, flush=True)
+            stages = _room_after_loss(cfg, attempt)
 
 
 def run_job(cfg: JobConfig, resume: bool = False) -> dict[str, Any]:
     """Preflight, then run (or resume) the job to completion; return the ``_SUCCESS`` figures."""
     started = time.perf_counter()
     checked = preflight(cfg)
+    _check_shared_paths(cfg)
     p = plan(cfg, checked, resume)
     total = p.manifest.num_rows
     print(f"run {redact(p.folder.uri)}: {total} files, {total - p.todo.num_rows} already done, "

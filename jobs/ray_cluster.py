@@ -20,13 +20,21 @@ _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Z]\w*): (.+)$")
 _LOCAL_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
-def init_ray(cfg: RayConfig) -> None:
-    """Connect once: to ``cfg.address`` or ``RAY_ADDRESS``, else a local cluster on 127.0.0.1."""
+def cluster_address(cfg: RayConfig) -> str | None:
+    """The cluster to join (``ray.address``, else ``RAY_ADDRESS`` as ``ray job submit`` sets it); None: start one."""
+    return cfg.address or os.environ.get("RAY_ADDRESS")
+
+
+def init_ray(cfg: RayConfig) -> bool:
+    """Connect once: to ``cfg.address`` or ``RAY_ADDRESS``, else a local cluster on 127.0.0.1.
+
+    Returns whether the cluster is a local one of fixed size that this process started.
+    """
     import ray
 
+    address = cluster_address(cfg)
     if ray.is_initialized():
-        return
-    address = cfg.address or os.environ.get("RAY_ADDRESS")
+        return not address
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
@@ -35,6 +43,7 @@ def init_ray(cfg: RayConfig) -> None:
             os.environ.setdefault(key, value)
         ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     _quiet_ray_data_console()
+    return not address
 
 
 def _quiet_ray_data_console() -> None:
@@ -46,6 +55,35 @@ def _quiet_ray_data_console() -> None:
             handler.setLevel(logging.CRITICAL)
 
 
+def cluster_resources() -> dict[str, float]:
+    """Total resources of the nodes alive now."""
+    import ray
+
+    return dict(ray.cluster_resources())
+
+
+def alive_nodes() -> int:
+    import ray
+
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def _exception_lines(exc: BaseException) -> list[re.Match]:
+    return [m for ln in str(exc).splitlines() if (m := _EXCEPTION_LINE.match(ln.strip()))]
+
+
+def is_lost_worker(exc: BaseException) -> bool:
+    """Whether Ray stopped the job because a worker, an actor or a node went away.
+
+    Such a report holds only Ray's own exceptions (an actor or node died, an object was
+    lost); an error of the job's code (a model that cannot load, a store that stayed
+    down) shows up in it as the job's own exception, and planning again would not help.
+    """
+    lines = _exception_lines(exc)
+    return not [m for m in lines if not m[0].startswith("ray.")] and (
+        bool(lines) or type(exc).__module__.startswith("ray."))
+
+
 def failure_cause(exc: BaseException) -> str:
     """``ExceptionType: message`` of the error that stopped a Ray job, from Ray's report.
 
@@ -53,7 +91,7 @@ def failure_cause(exc: BaseException) -> str:
     then Ray's wrappers (``ray.exceptions.*``): the last exception line from outside Ray
     is the one the job raised (``StoreUnavailable``, ``ModelLoadError``), which names the cause.
     """
-    found = [m for ln in str(exc).splitlines() if (m := _EXCEPTION_LINE.match(ln.strip()))]
+    found = _exception_lines(exc)
     ours = [m for m in found if not m[0].startswith("ray.")]
     if ours or found:
         m = (ours or found)[-1]

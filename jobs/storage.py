@@ -61,6 +61,11 @@ def absolute(uri: str, base_dir: str) -> str:
     return join(base_dir, uri) if "://" in base_dir else os.path.normpath(os.path.join(base_dir, uri))
 
 
+def anchored(uri: str) -> str:
+    """A local path made absolute (against the current folder); URLs as they are."""
+    return uri if "://" in uri else os.path.abspath(os.path.expanduser(uri))
+
+
 def exists(uri: str, retry_s: float = DEFAULT_RETRY_S) -> bool:
     fs, path = fs_and_path(uri)
 

@@ -7,6 +7,7 @@ reach AWS, configured only by the standard AWS environment variables.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -158,3 +159,26 @@ class Outage:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+@contextmanager
+def two_node_cluster(env: dict[str, str], head_cpus: float, worker_cpus: float) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A head and a worker node (``cluster_host.py``); yield its address and the host process to command."""
+    host = subprocess.Popen([sys.executable, str(Path(__file__).parent / "cluster_host.py"), str(head_cpus), str(worker_cpus)],
+                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = host.stdout.readline()
+        assert line, "the cluster did not start"
+        yield json.loads(line)["address"], host
+    finally:
+        try:
+            host.communicate("quit\n", timeout=120)
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            host.kill()
+        ray_stop(env)
+
+
+def kill_worker_node(host: subprocess.Popen) -> str:
+    host.stdin.write("kill-worker\n")
+    host.stdin.flush()
+    return host.stdout.readline().strip()

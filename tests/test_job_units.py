@@ -254,3 +254,41 @@ def test_references_keep_ids_as_written(tmp_path):
 
     (tmp_path / "refs.csv").write_text("id,text\n001,hello\n2,world\n")
     assert read_references(str(tmp_path / "refs.csv")) == {"001": "hello", "2": "world"}
+
+
+def test_pools_fit_what_is_left_of_the_cluster():
+    from jobs.capacity import describe_need, fitted, model_actors_that_fit
+
+    stages = load_config(None, ["stages.transcribe.min_actors=2", "stages.transcribe.max_actors=4",
+                                "stages.transcribe.num_cpus=2"], input="a", output="b").stages
+    assert model_actors_that_fit(stages, {"CPU": 9.5}) == 4  # 9.5 - 1 (CPU stage) - 0.5 (writer) = 8 -> 4
+    assert model_actors_that_fit(stages, {"CPU": 4}) == 1
+    shrunk = fitted(stages, {"CPU": 4})
+    assert (shrunk.transcribe.min_actors, shrunk.transcribe.max_actors) == (1, 4)  # the pool may grow back
+    assert fitted(stages, {"CPU": 3}) is None
+    gpu = load_config(None, ["stages.transcribe.num_gpus=1", "stages.transcribe.max_actors=8"], input="a", output="b").stages
+    assert model_actors_that_fit(gpu, {"CPU": 64, "GPU": 3}) == 3 and fitted(gpu, {"CPU": 64}) is None
+    assert describe_need(gpu, {"CPU": 64}) == "one model actor with the other stages needs 2.5 CPU, 1 GPU; the cluster has 64 CPU, 0 GPU"
+
+
+def test_lost_workers_are_told_from_the_job_own_failures():
+    from jobs.ray_cluster import failure_cause, is_lost_worker
+
+    class RayReport(Exception):
+        pass
+
+    node_lost = RayReport("ray.exceptions.ActorUnavailableError: The actor abc is unavailable: RpcError: Socket closed")
+    model = RayReport("ray::MapWorker(...).__init__()\nsafetensors_rust.SafetensorError: bad header\n\n"
+                      "The above exception was the direct cause of the following exception:\n\n"
+                      "asr_actor.model.ModelLoadError: cannot load Whisper model 'x': bad header\n"
+                      "ray.exceptions.UserCodeException: UDF failed to process a data block.")
+    assert is_lost_worker(node_lost) and not is_lost_worker(model)
+    assert failure_cause(model) == "ModelLoadError: cannot load Whisper model 'x': bad header"
+    assert failure_cause(node_lost).startswith("ActorUnavailableError: The actor abc is unavailable")
+
+
+def test_relative_paths_are_anchored_to_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, [], input="audio/m.csv", output="runs/", run_id="r")
+    assert (cfg.input, cfg.output) == (str(tmp_path / "audio/m.csv"), str(tmp_path / "runs"))
+    assert load_config(None, [], input="s3://b/in/", output="file:///shared/runs").output == "file:///shared/runs"
