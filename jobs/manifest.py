@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -79,19 +79,50 @@ def _read_file(uri: str, retry_s: float) -> pa.Table:
     return _read_jsonl(data)
 
 
-def _list_prefix(uri: str, retry_s: float) -> pa.Table:
+Listed = Iterator[tuple[str, int, str]]  # (URI, size in bytes, ETag or mtime) of each object
+
+
+S3_PAGE = 1000  # keys per ListObjectsV2 page (S3's maximum)
+
+
+def _s3_objects(uri: str, retry_s: float, page: int = S3_PAGE) -> Listed:
+    """ListObjectsV2 page by page: a bucket of millions streams in flat memory."""
+    import boto3  # the s3 extra; endpoint and credentials from the environment, as s3fs takes them
+
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    client, token = boto3.client("s3"), None
+    while True:
+        kwargs = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page, **({"ContinuationToken": token} if token else {})}
+        reply = retrying(lambda: client.list_objects_v2(**kwargs), uri, retry_s)
+        for obj in reply.get("Contents", []):
+            yield f"s3://{bucket}/{obj['Key']}", int(obj.get("Size") or 0), str(obj.get("ETag") or "").strip('"')
+        if not reply.get("IsTruncated"):
+            return
+        token = reply["NextContinuationToken"]
+
+
+def _fsspec_objects(uri: str, retry_s: float) -> Listed:
     fs, root = storage.fs_and_path(uri)
-    found = retrying(lambda: fs.find(root, detail=True), uri, retry_s)
     scheme = uri.split("://", 1)[0] + "://" if "://" in uri and not uri.startswith("file://") else ""
-    rows = [
-        (scheme + path, int(info.get("size") or 0), str(info.get("ETag") or info.get("etag") or info.get("mtime") or ""))
-        for path, info in sorted(found.items())
-        if path.lower().endswith(AUDIO_SUFFIXES)
-    ]
-    if not rows:
+    for path, info in sorted(retrying(lambda: fs.find(root, detail=True), uri, retry_s).items()):
+        yield scheme + path, int(info.get("size") or 0), str(info.get("ETag") or info.get("etag") or info.get("mtime") or "")
+
+
+def _list_prefix(uri: str, retry_s: float) -> pa.Table:
+    """The audio objects under a prefix, with size and ETag/mtime, as columns (never a dict per object)."""
+    uris: list[str] = []
+    sizes: list[int] = []
+    tags: list[str] = []
+    objects = _s3_objects(uri, retry_s) if uri.startswith("s3://") else _fsspec_objects(uri, retry_s)
+    for name, size, tag in objects:
+        if name.lower().endswith(AUDIO_SUFFIXES):
+            uris.append(name)
+            sizes.append(size)
+            tags.append(tag)
+    if not uris:
         raise ManifestError(f"{redact(uri)}: no audio files ({', '.join(AUDIO_SUFFIXES)}) under this prefix")
-    uris, sizes, tags = zip(*rows)
-    return pa.table({ID: list(uris), URI: list(uris), SIZE: list(sizes), ETAG: list(tags)})
+    ids = pa.array(uris, pa.string())
+    return pa.table({ID: ids, URI: ids, SIZE: pa.array(sizes, pa.int64()), ETAG: pa.array(tags, pa.string())})
 
 
 def _is_prefix(uri: str, retry_s: float) -> bool:

@@ -155,3 +155,16 @@ def test_model_loads_from_an_object_store_folder(s3, offline_model_dir, tmp_path
     assert len(copies) == 1 and (copies[0] / "model.safetensors").is_file()
     assert not (copies[0] / "pytorch_model.bin").exists()
     assert load_model(cfg).info.model_id == cfg.id  # second load: the local copy, nothing fetched again
+
+
+def test_prefix_listing_streams_page_by_page(s3, monkeypatch):
+    from jobs.manifest import _s3_objects
+
+    client, env = s3
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(key, env[key])
+    for i in range(5):
+        client.put_object(Bucket=BUCKET, Key=f"pages/{i}.wav", Body=b"x" * (i + 1))
+    listed = list(_s3_objects(f"s3://{BUCKET}/pages/", retry_s=5, page=2))  # three pages
+    assert [(u, size) for u, size, _ in listed] == [(f"s3://{BUCKET}/pages/{i}.wav", i + 1) for i in range(5)]
+    assert all(len(tag) == 32 for _, _, tag in listed)  # the ETag, unquoted

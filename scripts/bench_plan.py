@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Plan time and driver memory for a big manifest (default 1,000,000 rows); prints one JSON document.
+
+Writes a manifest of ``--rows`` rows (ids, ``s3://`` URIs that are never read, one
+pass-through column) in ``--format`` to a temporary folder, then, in this process,
+times each step the driver takes before the first file is fetched and reads the
+process's resident memory after it:
+
+1. preflight (the offline model planned from its small files);
+2. plan a new run: read and check the manifest, freeze ``manifest.parquet`` and ``run.json``;
+3. write 20% of the ids as Parquet parts (as if a run had been killed), then plan the
+   resume: done ids from ``data/``, the rows still to do;
+4. start: the Ray Data input blocks of those rows (a local Ray, started beforehand).
+
+    .venv/bin/python scripts/bench_plan.py --rows 1000000 --format parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DONE_FRACTION = 0.2  # of the ids already written when the resume is planned
+PART_ROWS = 10_000  # rows per Parquet part written to stand for the killed run
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def _write_manifest(folder: Path, rows: int, fmt: str) -> Path:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "id": pa.array([f"rec-{i:07d}" for i in range(rows)]),
+        "uri": pa.array([f"s3://bucket/audio/{i % 1000:03d}/call-{i:07d}.wav" for i in range(rows)]),
+        "speaker": pa.array([f"agent-{i % 97}" for i in range(rows)]),
+    })
+    path = folder / f"manifest.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    elif fmt == "csv":
+        pcsv.write_csv(table, path)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in table.to_pylist()))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    args = parser.parse_args()
+
+    import pyarrow as pa
+
+    from jobs.config import load_config
+    from jobs.pipeline import _source, plan
+    from jobs.preflight import preflight
+    from jobs.ray_cluster import init_ray
+
+    tmp = Path(tempfile.mkdtemp(prefix="asr-bench-plan-"))
+    manifest = _write_manifest(tmp, args.rows, args.format)
+    cfg = load_config(ROOT / "configs" / "local.yaml", [], input=str(manifest), output=str(tmp / "runs"), run_id="big")
+    init_ray(cfg.ray)
+    steps: dict[str, dict] = {"start": {"rss_mb": _rss_mb()}}
+
+    def step(name: str, fn):
+        started = time.perf_counter()
+        out = fn()
+        steps[name] = {"s": round(time.perf_counter() - started, 2), "rss_mb": _rss_mb()}
+        return out
+
+    checked = step("preflight", lambda: preflight(cfg))
+    p = step("plan_new_run", lambda: plan(cfg, checked, resume=False))
+    done = int(args.rows * DONE_FRACTION)
+    written = p.manifest.slice(0, done).select(["id"]).append_column("error", pa.nulls(done, pa.string()))
+    for lo in range(0, done, PART_ROWS):
+        p.folder.write_part(written.slice(lo, PART_ROWS))
+    resumed = step("plan_resume", lambda: plan(cfg, checked, resume=True))
+    ds = step("start_input_blocks", lambda: _source(resumed.todo, cfg.stages.prepare.batch_size))
+    print(json.dumps({
+        "rows": args.rows, "format": args.format, "manifest_mb": round(manifest.stat().st_size / 2**20, 1),
+        "done_before_resume": done, "todo_after_resume": resumed.todo.num_rows, "input_blocks": ds.num_blocks(),
+        "steps": steps, "peak_rss_mb": _peak_mb(),
+        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
