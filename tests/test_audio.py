@@ -102,3 +102,20 @@ def test_nan_or_infinite_samples_are_errors():
     broken[100:200], broken[300] = np.nan, np.inf
     assert decode_audio(_float_wav(broken)).error == "decode: 101 samples are NaN or infinite (a broken float encoding)"
     assert decode_audio(_float_wav(tone)).error is None
+
+
+def test_an_m4a_cut_short_is_an_error(tmp_path):
+    """MP4 with its index first (faststart), cut inside the audio data: FFmpeg reports it."""
+    import av
+
+    path = tmp_path / "faststart.m4a"
+    with av.open(str(GOOD / "aac24k_mono.m4a")) as src, av.open(str(path), "w", format="mp4",
+                                                                  options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    whole = path.read_bytes()
+    assert whole.find(b"moov") < whole.find(b"mdat") and decode_audio(whole).error is None
+    assert decode_audio(whole[: int(len(whole) * 0.9)]).error.startswith("decode: corrupt or truncated data at ")

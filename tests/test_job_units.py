@@ -292,3 +292,15 @@ def test_relative_paths_are_anchored_to_the_current_folder(tmp_path, monkeypatch
     cfg = load_config(None, [], input="audio/m.csv", output="runs/", run_id="r")
     assert (cfg.input, cfg.output) == (str(tmp_path / "audio/m.csv"), str(tmp_path / "runs"))
     assert load_config(None, [], input="s3://b/in/", output="file:///shared/runs").output == "file:///shared/runs"
+
+
+def test_an_output_that_cannot_hold_runs_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "a-file").write_text("not a folder")
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "configs/local.yaml", "--output",
+                           str(tmp_path / "a-file" / "runs"), "--run-id", "r"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"asr-batch: --output {tmp_path / 'a-file' / 'runs'}: cannot hold run folders "
+                                   "(NotADirectoryError: Not a directory)")
