@@ -112,7 +112,15 @@ class Outage:
     def up(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                listener.bind(("127.0.0.1", self.port))
+                break
+            except OSError:  # the old listener is still being torn down
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
@@ -122,6 +130,10 @@ class Outage:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
         if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it; close() alone does not
+            except OSError:
+                pass
             listener.close()
         for conn in conns:
             try:  # RST, not FIN: an abrupt loss, not a polite close
