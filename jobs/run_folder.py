@@ -4,6 +4,7 @@
                                          attention, features), fingerprint and its inputs, versions, start
                       manifest.parquet   exactly this run's inputs; resume reads it, never the original
                       data/part-*.parquet  transcript rows; each part whole or absent
+                      listing.parquet    (incremental runs) every input seen; the manifest holds those taken
                       _SUCCESS           written last: ok / failed / skipped counts, audio and wall seconds
 
 Exactly once: ids present in ``data/`` are done and are not planned again; a part is
@@ -25,9 +26,12 @@ import pyarrow.parquet as pq
 
 from asr_actor.schema import COLUMN_TYPES, DURATION, ERROR, ERROR_KIND, ID, TRANSIENT
 from jobs import storage
+from jobs.arrow_ops import first_of_each, flag
 from jobs.retry import DEFAULT_RETRY_S
 
 PART_SUFFIX = ".parquet"
+SUCCESS = "_SUCCESS"  # written last: the run is complete
+LISTING = "listing.parquet"  # an incremental run's whole input listing
 
 
 _KEYS = (ID, ERROR, ERROR_KIND, DURATION)  # what resume, dedupe and the summary read of each row
@@ -82,9 +86,23 @@ class RunFolder:
         storage.write_bytes(uri, _parquet_bytes(table), self.retry_s)
         return uri
 
-    def read_all(self) -> pa.Table:
-        tables = [self.read_part(p) for p in self.parts()]
-        return pa.concat_tables(tables, promote_options="default") if tables else pa.table({ID: pa.array([], pa.string())})
+    def read_all(self, columns: list[str] | None = None) -> pa.Table:
+        """Every row in ``data/`` (of ``columns``, those present); parts of older runs may lack newer columns."""
+        tables = [self.read_part(p, columns) for p in self.parts()]
+        return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({ID: pa.array([], pa.string())})
+
+    def complete(self) -> bool:
+        return storage.exists(self.path(SUCCESS), self.retry_s)
+
+    def freeze_listing(self, table: pa.Table) -> None:
+        """An incremental run's whole input listing (its manifest holds only the rows it takes)."""
+        storage.write_bytes(self.path(LISTING), _parquet_bytes(table), self.retry_s)
+
+    def read_listing(self) -> pa.Table:
+        """The inputs this run saw: the listing of an incremental run, else the manifest."""
+        if storage.exists(self.path(LISTING), self.retry_s):
+            return pq.read_table(io.BytesIO(storage.read_bytes(self.path(LISTING), self.retry_s)))
+        return self.read_manifest()
 
     def keys(self, parts: list[str] | None = None) -> pa.Table:
         """id, error, error kind and duration of every row in ``data/``, with its part and row number."""
@@ -110,12 +128,8 @@ class RunFolder:
         """
         parts = self.parts()
         keys = self.keys(parts)
-        order = keys.append_column("__rank", pc.cast(_is_transient(keys), pa.int8())).sort_by(
-            [(ID, "ascending"), ("__rank", "ascending"), (_PART, "ascending"), (_ROW, "ascending")])
-        ids = order.column(ID).combine_chunks()
-        first = pc.fill_null(pc.not_equal(ids, pa.concat_arrays([pa.nulls(1, ids.type), ids[:-1]])), True) \
-            if len(ids) else pa.array([], pa.bool_())
-        dropped = order.filter(pc.invert(first))
+        ranked = keys.append_column("__transient", flag(_is_transient(keys)))
+        _, dropped = first_of_each(ranked, ID, [("__transient", "ascending"), (_PART, "ascending"), (_ROW, "ascending")])
         for number in pc.unique(dropped.column(_PART)).to_pylist():
             rows = dropped.filter(pc.equal(dropped.column(_PART), number)).column(_ROW)
             table = self.read_part(parts[number])

@@ -127,8 +127,34 @@ def list_files(uri: str, suffix: str = "", retry_s: float = DEFAULT_RETRY_S) -> 
         fs.invalidate_cache(path)
         return [p for p in fs.ls(path, detail=False) if p.endswith(suffix)] if fs.exists(path) else []
 
+    return _full_uris(uri, retrying(listing, uri, retry_s))
+
+
+def _full_uris(uri: str, paths: list[str]) -> list[str]:
+    """fsspec lists paths without the scheme: give them back the one of ``uri`` (local paths stay paths)."""
     prefix = uri.split("://", 1)[0] + "://" if "://" in uri and not uri.startswith("file://") else ""
-    return sorted(prefix + p if prefix and "://" not in p else p for p in retrying(listing, uri, retry_s))
+    return sorted(prefix + p if prefix and "://" not in p else p for p in paths)
+
+
+def list_dirs(uri: str, retry_s: float = DEFAULT_RETRY_S) -> list[str]:
+    """Full URIs of the folders (prefixes) directly under ``uri`` (none if absent)."""
+    fs, path = fs_and_path(uri)
+
+    def listing() -> list[str]:
+        fs.invalidate_cache(path)
+        if not fs.exists(path):
+            return []
+        return [e["name"] for e in fs.ls(path, detail=True) if e.get("type") == "directory"]
+
+    return _full_uris(uri, retrying(listing, uri, retry_s))
+
+
+def source_info(uri: str, retry_s: float = DEFAULT_RETRY_S) -> tuple[int | None, str | None]:
+    """(size, ETag or mtime) of the object at ``uri``: what tells a changed source from the same one."""
+    fs, path = fs_and_path(uri)
+    info = retrying(lambda: fs.info(path), uri, retry_s)
+    tag = info.get("ETag") or info.get("etag") or info.get("mtime")
+    return info.get("size"), (str(tag).strip('"') if tag is not None else None)
 
 
 def remove(uri: str, retry_s: float = DEFAULT_RETRY_S) -> None:
