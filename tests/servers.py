@@ -62,6 +62,17 @@ def s3_server(port: int | None = None) -> Iterator[dict[str, str]]:
         proc.wait()
 
 
+def s3_client(aws: dict[str, str], bucket: str | None = None):
+    """A boto3 client straight to the server of ``aws`` (as ``s3_server`` yields it); creates ``bucket`` if given."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name=aws["AWS_DEFAULT_REGION"],
+                          aws_access_key_id=aws["AWS_ACCESS_KEY_ID"], aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
+    if bucket:
+        client.create_bucket(Bucket=bucket)
+    return client
+
+
 def job_env(extra: dict[str, str], cache: Path) -> dict[str, str]:
     """Environment for running the job in a subprocess: Ray on loopback, quiet, offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "AWS_"))}

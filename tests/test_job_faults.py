@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import GOOD
-from servers import Outage, job_env, ray_stop, s3_server
+from servers import Outage, job_env, ray_stop, s3_client, s3_server
 
 pytestmark = pytest.mark.slow
 BUCKET = "asr-faults"
@@ -28,14 +28,10 @@ SHORT = ["wav16k_mono.wav", "flac16k_mono.flac", "mp3_22k_mono.mp3", "aac24k_mon
 @pytest.fixture
 def store(asr_cache, offline_model_dir):
     """moto behind an Outage relay: (direct boto3 client, relay, job environment through the relay)."""
-    import boto3
-
     with s3_server() as aws:
         relay = Outage(int(aws["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]))
         relay.up()
-        client = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name=aws["AWS_DEFAULT_REGION"],
-                              aws_access_key_id=aws["AWS_ACCESS_KEY_ID"], aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
-        client.create_bucket(Bucket=BUCKET)
+        client = s3_client(aws, BUCKET)
         env = job_env({**aws, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{relay.port}"}, asr_cache)
         try:
             yield client, relay, env

@@ -14,7 +14,7 @@ import pytest
 from asr_actor.schema import output_schema
 from asr_actor.wer import word_errors
 from conftest import BAD, good_fixtures, reference_text
-from servers import S3_SECRET, job_env, ray_stop, s3_server
+from servers import S3_SECRET, job_env, ray_stop, s3_client, s3_server
 
 pytestmark = pytest.mark.slow
 BUCKET = "asr-job-test"
@@ -23,14 +23,9 @@ CONFIG = "configs/local.yaml"
 
 @pytest.fixture(scope="module")
 def s3(asr_cache, offline_model_dir):
-    import boto3
-
     with s3_server() as aws:
-        client = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"], region_name=aws["AWS_DEFAULT_REGION"])
-        client.create_bucket(Bucket=BUCKET)
         # The job's workers find the session's converted offline model in ASR_BATCH_CACHE.
-        yield client, job_env(aws, asr_cache)
+        yield s3_client(aws, BUCKET), job_env(aws, asr_cache)
 
 
 def _put_manifest(client, rows: list[dict], key: str) -> str:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import BAD, GOOD
-from servers import BIN, job_env, ray_head, s3_server
+from servers import BIN, job_env, ray_head, s3_client, s3_server
 
 pytestmark = pytest.mark.slow
 BUCKET = "asr-submit-test"
@@ -20,12 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ray_job_submit_runs_the_job(asr_cache, offline_model_dir):
-    import boto3
-
     with s3_server() as aws:
-        s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name=aws["AWS_DEFAULT_REGION"],
-                          aws_access_key_id=aws["AWS_ACCESS_KEY_ID"], aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"])
-        s3.create_bucket(Bucket=BUCKET)
+        s3 = s3_client(aws, BUCKET)
         for p in (GOOD / "flac16k_mono.flac", GOOD / "opus48k_mono.ogg", BAD / "text_file.m4a"):
             s3.put_object(Bucket=BUCKET, Key=f"in/{p.name}", Body=p.read_bytes())
         env = job_env(aws, asr_cache)
