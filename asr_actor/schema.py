@@ -51,6 +51,8 @@ RESULT_COLUMNS = (TEXT, SEGMENTS, LANGUAGE, DURATION, ERROR)  # what the transcr
 TASK = "task"  # transcribe | translate, per row
 SIZE = "size"  # bytes of the object, from a prefix listing
 ETAG = "etag"  # ETag or mtime of the object, from a prefix listing
+REASON = "reason"  # why an incremental run takes the row: new, changed, model, retry
+ATTEMPT = "attempt"  # 1 for a source's first try, counting up while it keeps failing
 # Manifest columns the job itself consumes; they are not passed through again.
 MANIFEST_INPUT_COLUMNS = (ID, URI, LANGUAGE, TASK)
 
@@ -69,7 +71,7 @@ WAVE_BYTES = "waveform_f32"  # raw float32 bytes of WAVEFORM
 # null-typed (or, in numpy batches, NaN float) column.
 COLUMN_TYPES: Mapping[str, pa.DataType] = {
     **{f.name: f.type for f in OUTPUT_FIELDS},
-    TASK: pa.string(), SIZE: pa.int64(), ETAG: pa.string(),
+    TASK: pa.string(), SIZE: pa.int64(), ETAG: pa.string(), REASON: pa.string(), ATTEMPT: pa.int32(),
     FEATURE_BYTES: pa.binary(), WAVE_BYTES: pa.binary(), WINDOW_BOUNDS: pa.list_(pa.int64()),
 }
 

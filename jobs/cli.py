@@ -58,7 +58,8 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 def _summary_line(s: dict) -> str:
     transient = f" ({s['transient']} transient: resume retries them)" if s["transient"] else ""
-    return (f"done: {s['ok']} ok, {s['failed']} failed{transient}, {s['skipped']} skipped; "
+    unchanged = f", {s['unchanged']} unchanged" if s.get("unchanged") else ""
+    return (f"done: {s['ok']} ok, {s['failed']} failed{transient}, {s['skipped']} skipped{unchanged}; "
             f"{s['audio_hours']:.4f} h audio in {s['wall_s']:.1f} s wall, RTFx {s['rtfx']}; output {s['output']}")
 
 
@@ -72,8 +73,9 @@ def _run_or_resume(args: argparse.Namespace) -> int:
     if args.command == "resume":
         cfg = resume_config(args.run_uri, args.set)
     else:
-        cfg = load_config(args.config, args.set, input=args.input, output=args.output, run_id=args.run_id)
-    summary = run_job(cfg, resume=args.command == "resume")
+        overrides = [*args.set, *(["incremental.enabled=true"] if args.incremental else [])]
+        cfg = load_config(args.config, overrides, input=args.input, output=args.output, run_id=args.run_id)
+    summary = run_job(cfg, resume=args.command == "resume", break_lock=args.break_lock)
     print(_summary_line(summary))
     print("summary: " + json.dumps(summary), file=sys.stderr)
     return 0
@@ -88,6 +90,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     for row in report["rows"]:
         print(json.dumps(row, ensure_ascii=False))
     print(json.dumps(report["overall"]))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import json
+
+    from jobs.export import export
+
+    print(json.dumps(export(args.source, args.to, args.format)))
     return 0
 
 
@@ -131,17 +142,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="run root; the run folder is OUTPUT/RUN_ID")
     run.add_argument("--run-id", help="default: a UTC timestamp")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. decoding.batch_size=16")
+    run.add_argument("--incremental", action="store_true",
+                     help="take only inputs that are new, changed, for another model, or failed fewer than "
+                          "incremental.max_attempts times, against the complete runs under OUTPUT")
+    run.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
     run.set_defaults(handler=_run_or_resume)
 
     res = sub.add_parser("resume", help="finish a run from its folder: ids already in data/ are skipped")
     res.add_argument("run_uri", help="the run folder (OUTPUT/RUN_ID)")
     res.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recorded config key (resources, not the model)")
+    res.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
     res.set_defaults(handler=_run_or_resume)
 
     ev = sub.add_parser("evaluate", help="WER per row and overall of a run against references (CSV or JSONL id,text)")
     ev.add_argument("run_uri")
     ev.add_argument("--references", required=True, help="CSV or JSONL with columns id and text")
     ev.set_defaults(handler=_evaluate)
+
+    ex = sub.add_parser(
+        "export", help="one table of transcripts: a run's rows, or the current ones of an output root",
+        description="SOURCE is a run folder (its rows, one per id) or an output root holding runs (the newest row "
+        "per id over every complete run, ok rows over error rows, for the ids still in the newest run's input). "
+        "Writes DEST/part-NNNNN.FORMAT files and prints a JSON line of figures.",
+    )
+    ex.add_argument("source", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
+    ex.add_argument("--to", required=True, help="destination folder (any fsspec URL or path)")
+    ex.add_argument("--format", choices=["parquet", "jsonl", "csv"], default="parquet")
+    ex.set_defaults(handler=_export)
     return parser
 
 

@@ -88,6 +88,17 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class IncrementalConfig:
+    """``--incremental``: take only the inputs the complete runs under the same output root lack."""
+
+    enabled: bool = False  # also: incremental: true in the YAML, or --incremental
+    max_attempts: int = 3  # tries of a source that keeps failing; after that its error row stays
+
+    def __post_init__(self) -> None:
+        require(self.max_attempts >= 1, "incremental.max_attempts must be >= 1")
+
+
+@dataclass(frozen=True)
 class RayConfig:
     """Where the job runs, and how it rides out lost workers and nodes."""
 
@@ -118,6 +129,10 @@ class JobConfig(TranscriberConfig):
     stages: StagesConfig = field(default_factory=StagesConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    incremental: IncrementalConfig = field(default_factory=IncrementalConfig)
+    # s a run's lock on its output root stays valid without a heartbeat (the driver renews it
+    # every third of that); an older lock is stale and --break-lock may take it
+    lock_ttl_s: float = 300.0
 
     def transcriber(self) -> TranscriberConfig:
         """Just the transcriber's part (what a model actor is given)."""
@@ -151,6 +166,8 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), **fields
             raise ConfigError(f"{path}: cannot read the config ({type(exc).__name__}: {describe(exc)})") from exc
     data.update({k: v for k, v in fields.items() if v is not None})
     data = apply_overrides(data, overrides)
+    if isinstance(data.get("incremental"), bool):  # "incremental: true" is short for enabled: true
+        data["incremental"] = {"enabled": data["incremental"]}
     for required in ("input", "output"):
         if not data.get(required):
             raise ConfigError(f"{path or 'config'}: {required!r} is required (in the YAML or as --{required})")

@@ -13,6 +13,7 @@ with the cause in one line; the run folder stays resumable.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import sys
@@ -32,7 +33,7 @@ from jobs.config import JobConfig, StagesConfig, config_to_dict, load_config
 from jobs.fingerprint import changed
 from jobs.manifest import read_manifest
 from jobs.preflight import Checked, preflight
-from jobs.run_folder import RunFolder, summarize
+from jobs.run_folder import SUCCESS, RunFolder, summarize
 
 MAX_INPUT_BLOCKS = 1024  # a run's input blocks: one per CPU-stage batch on small runs, bounded on huge ones
 _VERSIONS = ("asr-batch", "torch", "transformers", "ray", "pyarrow", "av", "fsspec", "s3fs")
@@ -50,6 +51,7 @@ class Plan:
     todo: pa.Table  # its rows not yet in data/ (or there as transient errors: tried again)
     done_before: pa.Array  # ids done before this attempt
     fingerprint: str  # the run's: stamped on every row it writes
+    unchanged: int = 0  # an incremental run's inputs left out: their newest row stands
 
 
 def _versions() -> dict[str, str | None]:
@@ -103,6 +105,31 @@ def _check_shared_paths(cfg: JobConfig) -> None:
                            f"node reaches (s3://…, gs://…), or file://{uri} if every node mounts that folder")
 
 
+def _freeze(cfg: JobConfig, checked: Checked, folder: RunFolder) -> tuple[pa.Table, int]:
+    """A new run's frozen inputs and run.json; return the manifest and how many inputs were unchanged."""
+    from jobs.incremental import plan_incremental
+
+    manifest = read_manifest(cfg.input, cfg.storage.retry_s)
+    record: dict[str, Any] = {
+        "run_id": folder.uri.rsplit("/", 1)[-1], "started_at": datetime.now(timezone.utc).isoformat(),
+        "input": redact(cfg.input), "config": config_to_dict(cfg), "model": checked.plan.record(),
+        "config_fingerprint": checked.fingerprint, "fingerprint_inputs": checked.fingerprint_inputs,
+        "versions": _versions(), "host": {"python": platform.python_version(), "machine": platform.machine()},
+    }
+    inc, unchanged = cfg.incremental, 0
+    try:
+        if inc.enabled:
+            chosen = plan_incremental(manifest, cfg.output, checked.fingerprint, inc.max_attempts, cfg.storage.retry_s)
+            manifest, unchanged = chosen.todo, chosen.unchanged
+            record["incremental"] = {"unchanged": unchanged, "taken": chosen.reasons}
+            folder.freeze_listing(chosen.listing)
+        folder.freeze_manifest(manifest)
+        folder.write_json("run.json", record)
+    except OSError as exc:
+        raise JobError(f"{redact(folder.uri)}: cannot write the run folder ({type(exc).__name__}: {describe(exc)})") from exc
+    return manifest, unchanged
+
+
 def plan(cfg: JobConfig, checked: Checked, resume: bool) -> Plan:
     """Freeze (new run) or reload (resume) the run folder and pick the rows still to do."""
     run_id = cfg.run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -112,25 +139,15 @@ def plan(cfg: JobConfig, checked: Checked, resume: bool) -> Plan:
             raise JobError(f"{redact(folder.uri)}: no run.json here, nothing to resume")
         fingerprint = _check_resumable(folder, checked)
         manifest = folder.read_manifest()
+        unchanged = int(folder.read_json("run.json").get("incremental", {}).get("unchanged", 0))
     else:
         if folder.exists():
             raise JobError(f"{redact(folder.uri)}: run folder exists already; resume it or pick another --run-id")
-        _check_output_root(cfg.output)
-        manifest = read_manifest(cfg.input, cfg.storage.retry_s)
         fingerprint = checked.fingerprint
-        try:
-            folder.freeze_manifest(manifest)
-            folder.write_json("run.json", {
-                "run_id": run_id, "started_at": datetime.now(timezone.utc).isoformat(),
-                "input": redact(cfg.input), "config": config_to_dict(cfg), "model": checked.plan.record(),
-                "config_fingerprint": fingerprint, "fingerprint_inputs": checked.fingerprint_inputs,
-                "versions": _versions(), "host": {"python": platform.python_version(), "machine": platform.machine()},
-            })
-        except OSError as exc:
-            raise JobError(f"{redact(folder.uri)}: cannot write the run folder ({type(exc).__name__}: {describe(exc)})") from exc
+        manifest, unchanged = _freeze(cfg, checked, folder)
     done = folder.done_ids()
     todo = manifest.filter(pc.invert(pc.is_in(manifest.column(ID), value_set=done))) if len(done) else manifest
-    return Plan(folder, run_id, manifest, todo, done, fingerprint)
+    return Plan(folder, run_id, manifest, todo, done, fingerprint, unchanged)
 
 
 def _source(todo: pa.Table, batch_size: int):
@@ -247,11 +264,24 @@ def _execute(cfg: JobConfig, checked: Checked, p: Plan) -> float:
             stages = _room_after_loss(cfg, attempt)
 
 
-def run_job(cfg: JobConfig, resume: bool = False) -> dict[str, Any]:
-    """Preflight, then run (or resume) the job to completion; return the ``_SUCCESS`` figures."""
+def run_job(cfg: JobConfig, resume: bool = False, break_lock: bool = False) -> dict[str, Any]:
+    """Preflight, then run (or resume) the job to completion under the output root's lock; return the ``_SUCCESS`` figures."""
+    from jobs.lock import RootLock
+
     started = time.perf_counter()
+    cfg = dataclasses.replace(cfg, run_id=cfg.run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     checked = preflight(cfg)
     _check_shared_paths(cfg)
+    _check_output_root(cfg.output)
+    lock = RootLock(cfg.output, cfg.run_id, cfg.lock_ttl_s, cfg.storage.retry_s)
+    lock.acquire(break_stale=break_lock)
+    try:
+        return _run_locked(cfg, checked, resume, started)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: JobConfig, checked: Checked, resume: bool, started: float) -> dict[str, Any]:
     p = plan(cfg, checked, resume)
     total = p.manifest.num_rows
     print(f"run {redact(p.folder.uri)}: {total} files, {total - p.todo.num_rows} already done, "
@@ -264,12 +294,12 @@ def run_job(cfg: JobConfig, resume: bool = False) -> dict[str, Any]:
         raise JobError(f"{missing} manifest ids have no output row; resume the run to finish them")
     wall = time.perf_counter() - started
     summary = {
-        **counts, "audio_hours": round(counts["audio_s"] / 3600, 4),
+        **counts, "unchanged": p.unchanged, "audio_hours": round(counts["audio_s"] / 3600, 4),
         "wall_s": round(wall, 2), "rtfx": round(audio_now / wall, 2) if wall else None,
         "duplicates_dropped": dropped, "output": redact(p.folder.uri),
         "finished_at": datetime.now(timezone.utc).isoformat(),
     }
-    p.folder.write_json("_SUCCESS", summary)
+    p.folder.write_json(SUCCESS, summary)
     return summary
 
 

@@ -12,7 +12,13 @@ process's resident memory after it:
    resume: done ids from ``data/``, the rows still to do;
 4. start: the Ray Data input blocks of those rows (a local Ray, started beforehand).
 
+With ``--incremental`` it times a nightly run instead: the root holds one complete run
+that transcribed every object (synthetic rows), the listing has 2% new objects and 1%
+changed ones, and the step is planning the incremental run (reading the earlier run,
+selecting what to take, freezing manifest and listing).
+
     .venv/bin/python scripts/bench_plan.py --rows 1000000 --format parquet
+    .venv/bin/python scripts/bench_plan.py --rows 100000 --incremental
 """
 
 from __future__ import annotations
@@ -62,11 +68,68 @@ def _write_manifest(folder: Path, rows: int, fmt: str) -> Path:
     return path
 
 
+NEW_FRACTION, CHANGED_FRACTION = 0.02, 0.01  # of the listing, for --incremental
+
+
+def _earlier_night(root: Path, manifest, fingerprint: str) -> None:
+    """A complete run under ``root`` whose rows cover every object of ``manifest`` (ok, this fingerprint)."""
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+
+    from jobs.run_folder import SUCCESS, RunFolder
+
+    folder = RunFolder(str(root / "night-1"))
+    n = manifest.num_rows
+    rows = manifest.select(["id", "uri", "size", "etag"]).append_column("error", pa.nulls(n, pa.string()))
+    rows = rows.append_column("config_fingerprint", pa.array([fingerprint] * n))
+    rows = rows.append_column("transcribed_at", pa.array([datetime.now(timezone.utc)] * n, pa.timestamp("us", tz="UTC")))
+    for lo in range(0, n, PART_ROWS):
+        folder.write_part(rows.slice(lo, PART_ROWS))
+    folder.freeze_manifest(manifest)
+    folder.write_json("run.json", {"run_id": "night-1", "started_at": "2026-01-01T00:00:00+00:00"})
+    folder.write_json(SUCCESS, {"rows": n})
+
+
+def _incremental(args, tmp: Path) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.config import load_config
+    from jobs.pipeline import plan
+    from jobs.preflight import preflight
+
+    n = args.rows
+    ids = [f"s3://bucket/audio/call-{i:07d}.wav" for i in range(n)]
+    night1 = pa.table({"id": ids, "uri": ids, "size": pa.array([1000 + i for i in range(n)], pa.int64()),
+                       "etag": [f"etag-{i}" for i in range(n)]})
+    root = tmp / "runs"
+    cfg = load_config(ROOT / "configs" / "local.yaml", ["incremental.enabled=true"], input=str(tmp / "listing.parquet"),
+                      output=str(root), run_id="night-2")
+    checked = preflight(cfg)
+    _earlier_night(root, night1, checked.fingerprint)
+    changed = int(n * CHANGED_FRACTION)
+    extra = [f"s3://bucket/audio/new-{i:07d}.wav" for i in range(int(n * NEW_FRACTION))]
+    tags = [f"etag-{i}" + ("-v2" if i < changed else "") for i in range(n)] + ["new"] * len(extra)
+    listing = pa.table({"id": ids + extra, "uri": ids + extra, "size": pa.array(list(range(1000, 1000 + n)) + [1] * len(extra),
+                                                                                pa.int64()), "etag": tags})
+    pq.write_table(listing, tmp / "listing.parquet")
+    started = time.perf_counter()
+    p = plan(cfg, checked, resume=False)
+    seconds = round(time.perf_counter() - started, 2)
+    return {"rows": n, "listing": listing.num_rows, "taken": p.todo.num_rows, "unchanged": p.unchanged,
+            "plan_incremental_s": seconds, "rss_mb": _rss_mb(), "peak_rss_mb": _peak_mb()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    parser.add_argument("--incremental", action="store_true", help="time the planning of a nightly incremental run")
     args = parser.parse_args()
+    if args.incremental:
+        print(json.dumps(_incremental(args, Path(tempfile.mkdtemp(prefix="asr-bench-plan-"))), indent=2))
+        return
 
     import pyarrow as pa
 

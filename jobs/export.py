@@ -1,0 +1,84 @@
+"""``asr-batch export SOURCE --to DEST``: one table of transcripts, from a run folder or from an output root.
+
+From a run folder: its rows, one per id. From a root holding runs: the current
+transcripts of the bucket, the newest row per id over every complete run, an ok row
+over an error row, for the ids still in the newest run's input listing (an object
+deleted since drops out). Only the runs' Parquet is read, one run at a time, never the
+audio. DEST (any fsspec URL) gets ``part-NNNNN.<format>`` files of at most
+``EXPORT_PART_ROWS`` rows; parts of an earlier, larger export there are removed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from asr_actor.errors import AsrBatchError, redact
+from asr_actor.schema import ID, SEGMENTS
+from jobs import storage
+from jobs.history import PastRun, complete_runs, newest_rows
+from jobs.retry import DEFAULT_RETRY_S
+from jobs.run_folder import RunFolder
+
+FORMATS = ("parquet", "jsonl", "csv")
+EXPORT_PART_ROWS = 100_000  # rows per written part
+
+
+class ExportError(AsrBatchError):
+    """Nothing to export, or a destination that cannot take it."""
+
+
+def current_rows(root: str, retry_s: float = DEFAULT_RETRY_S) -> pa.Table:
+    """The newest row per id (ok preferred) over the complete runs under ``root``, for ids still listed."""
+    runs = complete_runs(root, retry_s)
+    if not runs:
+        raise ExportError(f"{redact(root)}: no complete run here (a run folder with _SUCCESS)")
+    rows = newest_rows(runs, prefer_ok=True)
+    if rows is None:
+        return pa.table({ID: pa.array([], pa.string())})
+    present = runs[-1].folder.read_listing().column(ID).combine_chunks()
+    return rows.filter(pc.is_in(rows.column(ID), value_set=present))
+
+
+def _encode(table: pa.Table, fmt: str) -> bytes:
+    sink = io.BytesIO()
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, sink, compression="zstd")
+    elif fmt == "jsonl":
+        for row in table.to_pylist():
+            sink.write((json.dumps(row, ensure_ascii=False, default=str) + "\n").encode())
+    else:
+        import pyarrow.csv as pcsv
+
+        if SEGMENTS in table.column_names:  # CSV has no lists: segments as a JSON string
+            text = [json.dumps(s, ensure_ascii=False) for s in table.column(SEGMENTS).to_pylist()]
+            table = table.set_column(table.column_names.index(SEGMENTS), SEGMENTS, pa.array(text, pa.string()))
+        pcsv.write_csv(table, sink)
+    return sink.getvalue()
+
+
+def export(source: str, dest: str, fmt: str = "parquet", retry_s: float = DEFAULT_RETRY_S) -> dict[str, Any]:
+    """Write SOURCE's one-row-per-id table to DEST; return the figures."""
+    started = time.perf_counter()
+    folder = RunFolder(source.rstrip("/"), retry_s)
+    if folder.exists():
+        table = newest_rows([PastRun(folder, "")], prefer_ok=True) or pa.table({ID: pa.array([], pa.string())})
+    else:
+        table = current_rows(source.rstrip("/"), retry_s)
+    table = table.sort_by([(ID, "ascending")])
+    names = []
+    for number, lo in enumerate(range(0, max(table.num_rows, 1), EXPORT_PART_ROWS)):
+        names.append(f"part-{number:05d}.{fmt}")
+        storage.write_bytes(storage.join(dest, names[-1]), _encode(table.slice(lo, EXPORT_PART_ROWS), fmt), retry_s)
+    for old in storage.list_files(dest, f".{fmt}", retry_s):
+        if old.rsplit("/", 1)[-1].startswith("part-") and old.rsplit("/", 1)[-1] not in names:
+            storage.remove(old, retry_s)
+    return {"rows": table.num_rows, "parts": len(names), "format": fmt, "to": redact(dest),
+            "wall_s": round(time.perf_counter() - started, 2)}

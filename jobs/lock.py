@@ -1,0 +1,115 @@
+"""One running job per output root: a lock object with its owner and a heartbeat.
+
+``<root>/_LOCK`` holds the owner (run id, host, pid, a random token) and the time of
+its last heartbeat, which the driver renews every third of ``lock_ttl_s``. It is taken
+with a create-if-absent write: ``O_EXCL`` on a local disk, a conditional PUT
+(``If-None-Match: *``) on S3; other stores check and then write, which leaves a small
+window. A second job finds it and stops with one line; a lock whose heartbeat is older
+than ``lock_ttl_s`` is stale (its job died) and ``--break-lock`` takes it over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from asr_actor.errors import AsrBatchError, redact
+from jobs import storage
+
+LOCK = "_LOCK"
+
+
+class RootLocked(AsrBatchError):
+    """Another job holds the output root's lock."""
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _create_exclusive(uri: str, data: bytes, retry_s: float) -> bool:
+    """Write ``data`` at ``uri`` only if nothing is there; return whether this call created it."""
+    if storage.is_local(uri):
+        _, path = storage.fs_and_path(uri)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return True
+    if uri.startswith("s3://"):
+        import boto3
+        from botocore.exceptions import ClientError
+
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        try:
+            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+    if storage.exists(uri, retry_s):
+        return False
+    storage.write_bytes(uri, data, retry_s)
+    return True
+
+
+class RootLock:
+    """The lock on one output root, held by this process while its run runs."""
+
+    def __init__(self, root: str, run_id: str, ttl_s: float, retry_s: float) -> None:
+        self.uri, self.ttl_s, self.retry_s = storage.join(root, LOCK), ttl_s, retry_s
+        self.owner = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _record(self) -> bytes:
+        return json.dumps({**self.owner, "heartbeat": _now(),
+                           "heartbeat_utc": datetime.now(timezone.utc).isoformat()}).encode()
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(storage.read_bytes(self.uri, self.retry_s))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def acquire(self, break_stale: bool = False) -> None:
+        """Take the lock, or raise :class:`RootLocked` saying who holds it."""
+        while not _create_exclusive(self.uri, self._record(), self.retry_s):
+            held = self._read()
+            if held is None:
+                continue  # released between our try and our read: try again
+            age = _now() - float(held.get("heartbeat", 0))
+            who = f"run {held.get('run_id')} on {held.get('host')} (pid {held.get('pid')})"
+            if age < self.ttl_s:
+                raise RootLocked(f"{redact(self.uri)}: {who} is running on this output root (heartbeat {age:.0f} s ago); "
+                                 "one job per root at a time")
+            if not break_stale:
+                raise RootLocked(f"{redact(self.uri)}: a stale lock of {who}, heartbeat {age:.0f} s ago (lock_ttl_s "
+                                 f"{self.ttl_s:g}); if that job is dead, run again with --break-lock")
+            storage.remove(self.uri, self.retry_s)
+        self._beat = threading.Thread(target=self._heartbeat, name="asr-batch-lock", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            held = self._read()
+            if held is not None and held.get("token") == self.owner["token"]:
+                storage.write_bytes(self.uri, self._record(), self.retry_s)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        held = self._read()
+        if held is not None and held.get("token") == self.owner["token"]:
+            storage.remove(self.uri, self.retry_s)
