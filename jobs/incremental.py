@@ -9,13 +9,12 @@ Each input (by id) is compared with the newest row the earlier runs left for it:
 
 anything else is unchanged and skipped. The taken rows carry ``reason`` and ``attempt``
 into the frozen manifest (and so onto their output rows), with the source's size and
-ETag: for a prefix the listing has them; for a manifest file they are read from the
-store, many objects at a time.
+ETag: for a prefix the listing has them; for a manifest file ``jobs/source_info.py``
+reads them from the store.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,11 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.schema import ATTEMPT, ERROR, ETAG, FINGERPRINT, ID, REASON, SIZE, URI
-from jobs import storage
 from jobs.history import complete_runs, newest_rows
+from jobs.source_info import with_source_info
 
 NEW, CHANGED, MODEL, RETRY = "new", "changed", "model", "retry"
-SOURCE_INFO_THREADS = 64  # HEAD requests in flight when a manifest file lacks size and ETag
 _PAST = (ID, URI, ERROR, FINGERPRINT, SIZE, ETAG, ATTEMPT)  # what planning reads of earlier rows
 
 
@@ -37,24 +35,6 @@ class Selection:
     listing: pa.Table  # every input seen: id, uri, size, etag
     unchanged: int  # inputs skipped: their newest row stands
     reasons: dict[str, int]  # how many were taken for each reason
-
-
-def with_source_info(manifest: pa.Table, retry_s: float) -> pa.Table:
-    """``manifest`` with ``size`` and ``etag`` columns, read from the store where it has none."""
-    if SIZE in manifest.column_names and ETAG in manifest.column_names:
-        return manifest
-    with ThreadPoolExecutor(SOURCE_INFO_THREADS) as pool:
-        infos = list(pool.map(lambda u: _info_or_none(u, retry_s), manifest.column(URI).to_pylist()))
-    sizes, tags = zip(*infos) if infos else ((), ())
-    out = manifest.drop_columns([c for c in (SIZE, ETAG) if c in manifest.column_names])
-    return out.append_column(SIZE, pa.array(sizes, pa.int64())).append_column(ETAG, pa.array(tags, pa.string()))
-
-
-def _info_or_none(uri: str, retry_s: float) -> tuple[int | None, str | None]:
-    try:
-        return storage.source_info(uri, retry_s)
-    except Exception:  # noqa: BLE001 - a missing or unreadable object: fetch will say why, as an error row
-        return None, None
 
 
 def _same(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:

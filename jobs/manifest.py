@@ -85,7 +85,7 @@ Listed = Iterator[tuple[str, int, str]]  # (URI, size in bytes, ETag or mtime) o
 S3_PAGE = 1000  # keys per ListObjectsV2 page (S3's maximum)
 
 
-def _s3_objects(uri: str, retry_s: float, page: int = S3_PAGE) -> Listed:
+def s3_objects(uri: str, retry_s: float, page: int = S3_PAGE) -> Listed:
     """ListObjectsV2 page by page: a bucket of millions streams in flat memory."""
     import boto3  # the s3 extra; endpoint and credentials from the environment, as s3fs takes them
 
@@ -113,7 +113,7 @@ def _list_prefix(uri: str, retry_s: float) -> pa.Table:
     uris: list[str] = []
     sizes: list[int] = []
     tags: list[str] = []
-    objects = _s3_objects(uri, retry_s) if uri.startswith("s3://") else _fsspec_objects(uri, retry_s)
+    objects = s3_objects(uri, retry_s) if uri.startswith("s3://") else _fsspec_objects(uri, retry_s)
     for name, size, tag in objects:
         if name.lower().endswith(AUDIO_SUFFIXES):
             uris.append(name)

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from jobs.export import export
-from jobs.incremental import select, with_source_info
+from jobs.incremental import select
+from jobs.source_info import with_source_info
 from jobs.lock import RootLock, RootLocked
 from jobs.run_folder import RunFolder
 

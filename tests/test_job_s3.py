@@ -153,13 +153,33 @@ def test_model_loads_from_an_object_store_folder(s3, offline_model_dir, tmp_path
 
 
 def test_prefix_listing_streams_page_by_page(s3, monkeypatch):
-    from jobs.manifest import _s3_objects
+    from jobs.manifest import s3_objects
 
     client, env = s3
     for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(key, env[key])
     for i in range(5):
         client.put_object(Bucket=BUCKET, Key=f"pages/{i}.wav", Body=b"x" * (i + 1))
-    listed = list(_s3_objects(f"s3://{BUCKET}/pages/", retry_s=5, page=2))  # three pages
+    listed = list(s3_objects(f"s3://{BUCKET}/pages/", retry_s=5, page=2))  # three pages
     assert [(u, size) for u, size, _ in listed] == [(f"s3://{BUCKET}/pages/{i}.wav", i + 1) for i in range(5)]
     assert all(len(tag) == 32 for _, _, tag in listed)  # the ETag, unquoted
+
+
+def test_a_manifest_files_sources_get_size_and_etag_by_listing_or_head(s3, monkeypatch):
+    from jobs import source_info
+
+    client, env = s3
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(key, env[key])
+    for i in range(3):
+        client.put_object(Bucket=BUCKET, Key=f"info/{i}.wav", Body=b"x" * (i + 1))
+    uris = [f"s3://{BUCKET}/info/{i}.wav" for i in (0, 1, 2, 9)]  # 9 does not exist
+    manifest = pa.table({"id": ["a", "b", "c", "d"], "uri": uris})
+    listed = source_info.with_source_info(manifest, retry_s=2)
+    monkeypatch.setattr(source_info, "LIST_BUDGET", 0)  # listing costs too much: one HEAD per object
+    monkeypatch.setattr(source_info, "S3_PAGE", 0)
+    headed = source_info.with_source_info(manifest, retry_s=2)
+    for table in (listed, headed):
+        assert table.column("size").to_pylist() == [1, 2, 3, None]
+    assert listed.column("etag").to_pylist() == headed.column("etag").to_pylist()  # both ways name the same ETag
+    assert listed.column("etag").null_count == 1
