@@ -128,14 +128,21 @@ def test_evaluate_reports_wer_per_row_and_overall(s3, e2e, tmp_path):
     assert missing.returncode == 2 and "cannot read references" in missing.stderr
 
 
-def test_model_loads_from_an_object_store_folder(s3, offline_model_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def s3_in_process(s3, monkeypatch):
+    """The S3 server's client, with this process's environment pointed at it (for in-process calls)."""
+    client, env = s3
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(key, env[key])
+    return client
+
+
+def test_model_loads_from_an_object_store_folder(s3_in_process, offline_model_dir, tmp_path):
     from asr_actor.config import ModelConfig
     from asr_actor.model import load_model
     from asr_actor.model_plan import plan_model
 
-    client, env = s3
-    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
-        monkeypatch.setenv(key, env[key])
+    client = s3_in_process
     for f in offline_model_dir.iterdir():
         client.put_object(Bucket=BUCKET, Key=f"models/tiny-en/{f.name}", Body=f.read_bytes())
     client.put_object(Bucket=BUCKET, Key="models/tiny-en/pytorch_model.bin", Body=b"pickles are never fetched")
@@ -152,12 +159,10 @@ def test_model_loads_from_an_object_store_folder(s3, offline_model_dir, tmp_path
     assert load_model(cfg).info.model_id == cfg.id  # second load: the local copy, nothing fetched again
 
 
-def test_prefix_listing_streams_page_by_page(s3, monkeypatch):
+def test_prefix_listing_streams_page_by_page(s3_in_process):
     from jobs.manifest import s3_objects
 
-    client, env = s3
-    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
-        monkeypatch.setenv(key, env[key])
+    client = s3_in_process
     for i in range(5):
         client.put_object(Bucket=BUCKET, Key=f"pages/{i}.wav", Body=b"x" * (i + 1))
     listed = list(s3_objects(f"s3://{BUCKET}/pages/", retry_s=5, page=2))  # three pages
@@ -165,12 +170,10 @@ def test_prefix_listing_streams_page_by_page(s3, monkeypatch):
     assert all(len(tag) == 32 for _, _, tag in listed)  # the ETag, unquoted
 
 
-def test_a_manifest_files_sources_get_size_and_etag_by_listing_or_head(s3, monkeypatch):
+def test_a_manifest_files_sources_get_size_and_etag_by_listing_or_head(s3_in_process, monkeypatch):
     from jobs import source_info
 
-    client, env = s3
-    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
-        monkeypatch.setenv(key, env[key])
+    client = s3_in_process
     for i in range(3):
         client.put_object(Bucket=BUCKET, Key=f"info/{i}.wav", Body=b"x" * (i + 1))
     uris = [f"s3://{BUCKET}/info/{i}.wav" for i in (0, 1, 2, 9)]  # 9 does not exist
