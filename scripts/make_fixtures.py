@@ -7,7 +7,13 @@ test can tell a real regression from synthetic noise. ffmpeg encodes the contain
 sox builds the pauses. The output is committed: tests need none of these tools.
 
     apt-get install festival festvox-us-slt-hts ffmpeg sox
-    python scripts/make_fixtures.py            # writes tests/data/{good,bad}
+    python scripts/make_fixtures.py            # writes tests/data/{good,bad,nonspeech}
+    python scripts/make_fixtures.py --only quality   # just the quality fixtures, the rest untouched
+
+Quality fixtures (issue 13): an 8 kHz recording, speech with a long silence inside, speech
+under room noise, each with ``NAME.words.tsv`` (festival's own word timings: word, start
+s, end s), and ``nonspeech/``: white noise, music-like tones and room tone, which must
+give empty transcripts.
 """
 
 from __future__ import annotations
@@ -135,6 +141,82 @@ def write_good(good: Path, tmp: Path) -> None:
     (good / LONG_NAME).with_suffix(".txt").write_text(" ".join(LONG) + "\n", encoding="utf-8")
 
 
+QUALITY_TEXTS = {
+    "wav8k_mono.wav": "Call the help desk at eight in the morning if the printer on the second floor is broken.",
+    "silence_inside_speech.flac": ("The first part of the call ends here.",
+                                   "After a long quiet pause, the second speaker finally answers the question."),
+    "room_noise_speech.flac": "The fans in the server room are loud, but every word of this sentence should survive.",
+}
+INNER_SILENCE_S = 14.0  # between the two sentences of silence_inside_speech.flac
+SPEECH_RATE = 32000  # festival's HTS voice
+
+
+def speak_words(text: str, out_wav: Path, tmp: Path) -> list[tuple[str, float, float]]:
+    """Speak ``text`` into ``out_wav``; return festival's word timings (word, start s, end s)."""
+    script = tmp / (out_wav.stem + ".scm")
+    times = tmp / (out_wav.stem + ".times")
+    quoted = text.replace("\\", "").replace('"', "")
+    script.write_text(
+        f"{VOICE}\n(set! utt (utt.synth (Utterance Text \"{quoted}\")))\n"
+        f"(utt.save.wave utt \"{out_wav}\" 'riff)\n"
+        f"(set! fd (fopen \"{times}\" \"w\"))\n"
+        "(mapcar (lambda (w) (format fd \"%s\\t%f\\t%f\\n\" (item.name w) (item.feat w \"word_start\") "
+        "(item.feat w \"word_end\"))) (utt.relation.items utt 'Word))\n(fclose fd)\n"
+    )
+    run("festival", "-b", str(script))
+    return [(w, float(a), float(b)) for w, a, b in (line.split("\t") for line in times.read_text().splitlines())]
+
+
+def _write_words(path: Path, words: list[tuple[str, float, float]]) -> None:
+    path.write_text("".join(f"{w}\t{a:.3f}\t{b:.3f}\n" for w, a, b in words), encoding="utf-8")
+
+
+def write_quality(good: Path, nonspeech: Path, tmp: Path) -> None:
+    """Speech fixtures with word timings, and non-speech that must transcribe to nothing."""
+    name = "wav8k_mono.wav"
+    wav = tmp / "w8.wav"
+    words = speak_words(QUALITY_TEXTS[name], wav, tmp)
+    encode(wav, good / name, ["-ar", "8000", "-ac", "1", "-c:a", "pcm_s16le"])
+    _write_words((good / name).with_suffix(".words.tsv"), words)
+
+    name = "silence_inside_speech.flac"
+    first, second = QUALITY_TEXTS[name]
+    a, b, gap = tmp / "s1.wav", tmp / "s2.wav", tmp / "gap.wav"
+    words_a, words_b = speak_words(first, a, tmp), speak_words(second, b, tmp)
+    run("sox", "-n", "-r", str(SPEECH_RATE), "-c", "1", "-b", "16", str(gap), "trim", "0", str(INNER_SILENCE_S))
+    joined = tmp / "inside.wav"
+    run("sox", str(a), str(gap), str(b), str(joined))
+    shift = float(_duration(a)) + INNER_SILENCE_S
+    encode(joined, good / name, ["-ar", "16000", "-ac", "1", "-c:a", "flac"])
+    _write_words((good / name).with_suffix(".words.tsv"), words_a + [(w, s + shift, e + shift) for w, s, e in words_b])
+    (good / name).with_suffix(".txt").write_text(f"{first} {second}\n", encoding="utf-8")
+
+    name = "room_noise_speech.flac"
+    speech, noise, mixed = tmp / "rn.wav", tmp / "noise.wav", tmp / "mixed.wav"
+    words = speak_words(QUALITY_TEXTS[name], speech, tmp)
+    run("sox", "-n", "-r", str(SPEECH_RATE), "-c", "1", "-b", "16", str(noise), "synth", _duration(speech),
+        "pinknoise", "vol", "0.04")  # about 15 dB below the speech
+    run("sox", "-m", str(speech), str(noise), str(mixed))
+    encode(mixed, good / name, ["-ar", "16000", "-ac", "1", "-c:a", "flac"])
+    _write_words((good / name).with_suffix(".words.tsv"), words)
+    for name in ("wav8k_mono.wav", "room_noise_speech.flac"):
+        (good / name).with_suffix(".txt").write_text(QUALITY_TEXTS[name] + "\n", encoding="utf-8")
+
+    run("sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(nonspeech / "white_noise_10s.flac"),
+        "synth", "10", "whitenoise", "vol", "0.3")
+    run("sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(nonspeech / "room_tone_20s.flac"),
+        "synth", "20", "brownnoise", "vol", "0.05")
+    notes = []
+    for i, chord in enumerate((("C4", "E4", "G4"), ("A3", "C4", "E4"), ("F3", "A3", "C4"), ("G3", "B3", "D4")) * 2):
+        note = tmp / f"note{i}.wav"
+        run("sox", "-n", "-r", "16000", "-b", "16", str(note), "synth", "1", *(x for n in chord for x in ("pluck", n)),
+            "remix", "-", "fade", "0", "1", "0.3", "vol", "0.5")
+        notes.append(str(note))
+    joined = tmp / "tones.wav"
+    run("sox", *notes, str(joined))
+    encode(joined, nonspeech / "tones_8s.ogg", ["-ar", "48000", "-ac", "1", "-c:a", "libopus", "-b:a", "32k"])
+
+
 def write_bad(good: Path, bad: Path, tmp: Path) -> None:
     """Inputs the job must turn into error rows (or empty transcripts), never crashes."""
     (bad / "empty.wav").write_bytes(b"")
@@ -154,17 +236,20 @@ def write_bad(good: Path, bad: Path, tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data")
+    parser.add_argument("--only", choices=["quality"], help="write only these fixtures, leave the others as they are")
     args = parser.parse_args()
-    for tool in ("text2wave", "ffmpeg", "sox"):
+    for tool in ("text2wave", "festival", "ffmpeg", "sox"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found: apt-get install festival festvox-us-slt-hts ffmpeg sox")
-    good, bad = args.out / "good", args.out / "bad"
-    for d in (good, bad):
+    good, bad, nonspeech = args.out / "good", args.out / "bad", args.out / "nonspeech"
+    for d in (nonspeech,) if args.only else (good, bad, nonspeech):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
-        write_good(good, Path(tmp))
-        write_bad(good, bad, Path(tmp))
+        if not args.only:
+            write_good(good, Path(tmp))
+            write_bad(good, bad, Path(tmp))
+        write_quality(good, nonspeech, Path(tmp))
     print(args.out)
 
 
