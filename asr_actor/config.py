@@ -66,8 +66,20 @@ class DecodingConfig:
     # from many files into full batches; "sequential": transformers' long-form generate.
     long_form: str = "chunked"
     max_new_tokens: int | None = None  # per window; None = the model's limit (448 - prompt)
+    # Guards against text from silence and noise, OpenAI's defaults (asr_actor/guards.py); None turns one off.
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # a pass that fails a guard is redone at the next
+    no_speech_threshold: float | None = 0.6  # skip a pass above this <|nospeech|> probability ...
+    logprob_threshold: float | None = -1.0  # ... whose text averages below this log-probability (also: fall back)
+    compression_ratio_threshold: float | None = 2.4  # fall back above this zlib ratio of the text (loops, repeats)
+    word_timestamps: bool = False  # words (start, end, word, probability) in each segment; attention turns eager
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "temperatures", tuple(self.temperatures))
+        require(len(self.temperatures) >= 1 and all(isinstance(t, (int, float)) and 0 <= t <= 2 for t in self.temperatures)
+                and list(self.temperatures) == sorted(self.temperatures),
+                f"decoding.temperatures must be rising numbers in [0, 2], got {list(self.temperatures)}")
+        require(self.no_speech_threshold is None or 0 <= self.no_speech_threshold <= 1,
+                "decoding.no_speech_threshold must be in [0, 1]")
         require(self.batch_size >= 1, f"decoding.batch_size must be >= 1, got {self.batch_size}")
         require(self.num_beams >= 1, f"decoding.num_beams must be >= 1, got {self.num_beams}")
         require(self.task in TASKS, f"decoding.task {self.task!r} is not one of {TASKS}")

@@ -17,6 +17,7 @@ from typing import Any
 
 from asr_actor.config import ModelConfig
 from asr_actor.errors import AsrBatchError, describe
+from asr_actor.guards import install as install_guards
 from asr_actor.model_source import resolve_model_source
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     except Exception as exc:  # noqa: BLE001 - unreadable weights or configs, of any library's error type
         raise ModelLoadError(f"cannot load Whisper model {cfg.id!r}: {describe(exc)}") from exc
     model.to(device).eval()
+    install_guards(model, processor.tokenizer)
     info = ModelInfo(
         model_id=cfg.id,
         revision=cfg.revision or getattr(model.config, "_commit_hash", None),

@@ -28,7 +28,13 @@ FINGERPRINT = "config_fingerprint"  # hash of everything that changes the transc
 RUN_ID = "run_id"  # the run that wrote the row
 TRANSCRIBED_AT = "transcribed_at"
 
-SEGMENT = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())])
+WORD = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("word", pa.string()), ("probability", pa.float64())])
+# start, end, text: the contract; the rest nullable, added later (asr_actor/guards.py, asr_actor/words.py)
+SEGMENT = pa.struct([
+    ("start", pa.float64()), ("end", pa.float64()), ("text", pa.string()),
+    ("avg_logprob", pa.float64()), ("no_speech_prob", pa.float64()), ("compression_ratio", pa.float64()),
+    ("words", pa.list_(WORD)),
+])
 OUTPUT_FIELDS = [
     pa.field(ID, pa.string(), nullable=False),
     pa.field(URI, pa.string()),

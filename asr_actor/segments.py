@@ -5,7 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-RawSegment = tuple[float, float, list[int]]  # start s, end s (within one model input), token ids
+from asr_actor.guards import Signals
+from asr_actor.words import Word, to_words
+
+
+@dataclass(frozen=True)
+class RawSegment:
+    """One segment as ``generate`` gave it, in seconds of its model input."""
+
+    start: float
+    end: float
+    tokens: list[int]  # token ids, timestamp tokens included
+    signals: Signals | None = None  # of the decoding pass the segment came from
+    token_probs: list[float] | None = None  # one per token, when the pass kept its scores
+    token_times: list[float] | None = None  # s, one per token, with decoding.word_timestamps
 
 
 @dataclass(frozen=True)
@@ -13,9 +26,21 @@ class Segment:
     start: float  # s from the start of the file
     end: float  # s
     text: str
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    words: tuple[Word, ...] | None = None  # with decoding.word_timestamps
 
     def as_dict(self) -> dict[str, object]:
-        return {"start": self.start, "end": self.end, "text": self.text}
+        return {
+            "start": self.start, "end": self.end, "text": self.text, "avg_logprob": self.avg_logprob,
+            "no_speech_prob": self.no_speech_prob, "compression_ratio": self.compression_ratio,
+            "words": None if self.words is None else [w.as_dict() for w in self.words],
+        }
+
+
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
 
 
 def to_segments(
@@ -23,21 +48,32 @@ def to_segments(
     decode: Callable[[list[int]], str],
     offset_s: float,
     limit_s: float,
+    text_token_limit: int,
 ) -> list[Segment]:
     """Decode each raw segment's text and shift it by ``offset_s`` (where its input starts).
 
     Times are clamped to ``[0, limit_s]`` of the input (Whisper may stamp the end of the
-    padding) and kept in order; segments with no text are dropped.
+    padding) and kept in order; segments with no text are dropped. Token ids at or above
+    ``text_token_limit`` (timestamps, specials) are not words.
     """
     out: list[Segment] = []
     floor = 0.0
-    for start, end, tokens in raw:
-        text = decode(list(tokens)).strip()
+    for seg in raw:
+        text = decode(list(seg.tokens)).strip()
         if not text:
             continue
-        start = min(max(start, floor), limit_s)
-        end = min(max(end, start), limit_s)
-        out.append(Segment(round(float(offset_s + start), 3), round(float(offset_s + end), 3), text))
+        start = min(max(seg.start, floor), limit_s)
+        end = min(max(seg.end, start), limit_s)
+        words = None
+        if seg.token_times is not None:
+            words = tuple(to_words(seg.tokens, seg.token_times, seg.token_probs, decode, text_token_limit,
+                                   offset_s, (offset_s + start, offset_s + end)))
+        sig = seg.signals
+        out.append(Segment(
+            round(float(offset_s + start), 3), round(float(offset_s + end), 3), text,
+            _rounded(sig.avg_logprob) if sig else None, _rounded(sig.no_speech_prob) if sig else None,
+            _rounded(sig.compression_ratio) if sig else None, words,
+        ))
         floor = end
     return out
 

@@ -59,6 +59,10 @@ class Transcriber:
             )
         gen = self.loaded.model.generation_config
         self._languages = {k.strip("<|>") for k in (getattr(gen, "lang_to_id", None) or {})}
+        self._text_limit = int(gen.eos_token_id)  # token ids below it are text
+        if config.decoding.word_timestamps and not getattr(gen, "alignment_heads", None):
+            raise ModelLoadError(f"model {config.model.id}: decoding.word_timestamps needs alignment_heads in its "
+                                 "generation_config.json, and it has none")
 
     @property
     def info(self):
@@ -148,7 +152,8 @@ class Transcriber:
                 continue
             bounds = batch[WINDOWS][i]
             rows[i].windows = [
-                to_segments(raw, self._decode_text, bounds[w][0] / SAMPLE_RATE, (bounds[w][1] - bounds[w][0]) / SAMPLE_RATE)
+                to_segments(raw, self._decode_text, bounds[w][0] / SAMPLE_RATE, (bounds[w][1] - bounds[w][0]) / SAMPLE_RATE,
+                            self._text_limit)
                 for w, raw in sorted(parts, key=lambda p: p[0])
             ]
         return len(reqs)
@@ -169,7 +174,8 @@ class Transcriber:
             if isinstance(result, str):
                 rows[i].error = result
             else:
-                rows[i].windows = [to_segments(result, self._decode_text, 0.0, len(batch[WAVEFORM][i]) / SAMPLE_RATE)]
+                rows[i].windows = [to_segments(result, self._decode_text, 0.0, len(batch[WAVEFORM][i]) / SAMPLE_RATE,
+                                               self._text_limit)]
 
     @staticmethod
     def _results(rows: list[_Row]) -> dict[str, list]:
