@@ -21,13 +21,13 @@ _SPEED_ONLY = {"batch_size"}  # decoding options that do not change a transcript
 
 
 def fingerprint_inputs(cfg: TranscriberConfig, plan: ModelPlan) -> dict[str, Any]:
-    """What the fingerprint hashes, as a nested mapping (recorded in run.json)."""
-    return {
+    """What the fingerprint hashes, as a nested mapping in its JSON form (as run.json records it: lists, not tuples)."""
+    return json.loads(json.dumps({
         "model": {k: getattr(plan, k) for k in ("model_id", "weights_id", "device", "dtype", "attention")},
         "features": dataclasses.asdict(plan.log_mel),
         "decoding": {k: v for k, v in dataclasses.asdict(cfg.decoding).items() if k not in _SPEED_ONLY},
         "audio": {k: getattr(cfg.audio, k) for k in ("min_window_s", "max_duration_s")},
-    }
+    }))
 
 
 def fingerprint(inputs: dict[str, Any]) -> str:

@@ -5,7 +5,9 @@ its last heartbeat, which the driver renews every third of ``lock_ttl_s``. It is
 with a create-if-absent write: ``O_EXCL`` on a local disk, a conditional PUT
 (``If-None-Match: *``) on S3; other stores check and then write, which leaves a small
 window. A second job finds it and stops with one line; a lock whose heartbeat is older
-than ``lock_ttl_s`` is stale (its job died) and ``--break-lock`` takes it over.
+than ``lock_ttl_s`` is stale (its job died) and ``--break-lock`` takes it over. A lock
+whose owner ran on this machine under a process id that no longer exists (a job killed
+here) is taken over at once.
 """
 
 from __future__ import annotations
@@ -63,6 +65,19 @@ def _create_exclusive(uri: str, data: bytes, retry_s: float) -> bool:
     return True
 
 
+def _dead_here(held: dict[str, Any]) -> bool:
+    """Whether the lock's owner ran on this machine and its process no longer exists."""
+    if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
+        return False
+    try:
+        os.kill(held["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by someone else
+        return False
+    return False
+
+
 class RootLock:
     """The lock on one output root, held by this process while its run runs."""
 
@@ -90,6 +105,9 @@ class RootLock:
                 continue  # released between our try and our read: try again
             age = _now() - float(held.get("heartbeat", 0))
             who = f"run {held.get('run_id')} on {held.get('host')} (pid {held.get('pid')})"
+            if _dead_here(held):  # its process on this machine is gone (killed): no need to wait out the TTL
+                storage.remove(self.uri, self.retry_s)
+                continue
             if age < self.ttl_s:
                 raise RootLocked(f"{redact(self.uri)}: {who} is running on this output root (heartbeat {age:.0f} s ago); "
                                  "one job per root at a time")

@@ -112,3 +112,19 @@ def test_a_manifest_file_gets_size_and_etag_from_the_store(tmp_path):
     table = with_source_info(pa.table({"id": ["x", "gone"], "uri": [str(tmp_path / "x.wav"), str(tmp_path / "no.wav")]}), 1)
     assert table.column("size").to_pylist() == [5, None]  # a missing object is left to fetch's error row
     assert table.column("etag").to_pylist()[0] and table.column("etag").to_pylist()[1] is None
+
+
+def test_a_lock_left_by_a_killed_job_on_this_machine_is_taken_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    first = RootLock(str(tmp_path), "killed", ttl_s=600, retry_s=1)
+    first.acquire()
+    first._stop.set()
+    held = json.loads((tmp_path / "_LOCK").read_text())
+    (tmp_path / "_LOCK").write_text(json.dumps({**held, "pid": int(gone.stdout)}))  # a process that has exited
+    again = RootLock(str(tmp_path), "resumed", ttl_s=600, retry_s=1)
+    again.acquire()  # no --break-lock needed: the owner is certainly dead
+    assert json.loads((tmp_path / "_LOCK").read_text())["run_id"] == "resumed"
+    again.release()
