@@ -110,7 +110,6 @@ def test_the_guard_averages_words_not_the_timestamps_whisper_forces():
     scores = []
     for token, logprob in steps:
         row = torch.full((vocab,), -1e4)
-        row[token] = 0.0
         row[(token + 1) % vocab] = float(np.log(-np.expm1(logprob))) if logprob < 0 else -1e4
         row[token] = logprob
         scores.append(row)
