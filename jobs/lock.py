@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from asr_actor.errors import AsrBatchError, redact
+from asr_actor.errors import AsrBatchError, describe, redact
 from jobs import storage
 
 LOCK = "_LOCK"
@@ -120,14 +121,24 @@ class RootLock:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl_s / 3):
-            held = self._read()
-            if held is not None and held.get("token") == self.owner["token"]:
-                storage.write_bytes(self.uri, self._record(), self.retry_s)
+            try:
+                held = self._read()
+                if held is not None and held.get("token") == self.owner["token"]:
+                    storage.write_bytes(self.uri, self._record(), self.retry_s)
+            except Exception as exc:  # noqa: BLE001 - the store is down: the run meets it too; beat again later
+                print(f"asr-batch: warning: lock heartbeat missed: {describe(exc)}", file=sys.stderr, flush=True)
 
     def release(self) -> None:
+        """Remove the lock if it is still ours. Never raises: a lock the store would not let us remove
+        is left behind (one warning line) and goes stale, so it cannot hide the run's own outcome."""
         self._stop.set()
         if self._beat is not None:
             self._beat.join()
-        held = self._read()
-        if held is not None and held.get("token") == self.owner["token"]:
-            storage.remove(self.uri, self.retry_s)
+        try:
+            held = self._read()
+            if held is not None and held.get("token") == self.owner["token"]:
+                storage.remove(self.uri, self.retry_s)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            print(f"asr-batch: warning: could not remove the lock {redact(self.uri)} ({describe(exc)}); it goes stale "
+                  f"after lock_ttl_s {self.ttl_s:g} s, and a job on this machine takes it over at once",
+                  file=sys.stderr, flush=True)
