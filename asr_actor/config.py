@@ -22,6 +22,7 @@ DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 LONG_FORMS = ("chunked", "sequential")
+VADS = ("off", "silero")
 
 
 class ConfigError(AsrBatchError):
@@ -96,8 +97,17 @@ class AudioConfig:
     # Cuts are searched in [min_window_s, 30 s] after the previous cut, at the quietest
     # 100 ms there, so no word is split between two windows.
     min_window_s: float = 20.0
+    # "silero": Silero VAD (onnxruntime, in the CPU stage) finds the speech; windows hold only
+    # speech (with vad_pad_s around it) and audio with none costs no model call. "off": all audio.
+    vad: str = "off"
+    vad_threshold: float = 0.5  # speech probability of a 32 ms frame that counts as speech
+    vad_min_silence_s: float = 2.0  # shorter pauses stay inside the speech around them
+    vad_pad_s: float = 0.4  # kept on each side of every stretch of speech
 
     def __post_init__(self) -> None:
+        require(self.vad in VADS, f"audio.vad {self.vad!r} is not one of {VADS}")
+        require(0.0 < self.vad_threshold < 1.0, "audio.vad_threshold must be in (0, 1)")
+        require(self.vad_min_silence_s >= 0 and self.vad_pad_s >= 0, "audio.vad_min_silence_s and vad_pad_s must be >= 0")
         require(self.max_duration_s is None or self.max_duration_s > 0, "audio.max_duration_s must be > 0")
         require(self.max_bytes is None or self.max_bytes > 0, "audio.max_bytes must be > 0")
         require(1.0 <= self.min_window_s < WINDOW_S, f"audio.min_window_s must be in [1, {WINDOW_S:g})")
@@ -110,6 +120,10 @@ class TranscriberConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+
+    def __post_init__(self) -> None:
+        require(self.audio.vad == "off" or self.decoding.long_form == "chunked",
+                "audio.vad works on the windows of decoding.long_form: chunked, not sequential long form")
 
 
 T = TypeVar("T")
@@ -125,6 +139,8 @@ def _coerce(value: Any, annotation: Any, path: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], path)
+    if annotation is str and isinstance(value, bool):  # YAML 1.1 reads off/on (and no/yes) as booleans
+        return "on" if value else "off"
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation in (int, float, str, bool) and (

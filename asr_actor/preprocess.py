@@ -16,7 +16,8 @@ from asr_actor.audio import decode_audio
 from asr_actor.config import AudioConfig
 from asr_actor.features import LogMel
 from asr_actor.schema import AUDIO, DURATION, ERROR, FEATURES, WAVEFORM, WINDOWS
-from asr_actor.windows import WINDOW_SAMPLES, plan_windows
+from asr_actor.vad import SpeechDetector
+from asr_actor.windows import WINDOW_SAMPLES, plan_speech_windows, plan_windows
 
 
 def batch_size_of(batch: Mapping[str, Any]) -> int:
@@ -53,12 +54,15 @@ def decode_batch(batch: Mapping[str, Any], cfg: AudioConfig) -> dict[str, Any]:
 
 
 def window_batch(
-    batch: Mapping[str, Any], cfg: AudioConfig, log_mel: LogMel, windowed_long_form: bool = True
+    batch: Mapping[str, Any], cfg: AudioConfig, log_mel: LogMel, windowed_long_form: bool = True,
+    speech: SpeechDetector | None = None,
 ) -> dict[str, Any]:
     """``waveform`` -> ``windows`` and their log-mel ``features``.
 
     With ``windowed_long_form`` False (the sequential long-form option), audio over 30 s
     keeps its waveform and gets no windows: transformers' long-form ``generate`` cuts it.
+    With a ``speech`` detector (``audio.vad``) windows cover only its speech: a file
+    with none gets zero windows (an empty transcript, no model call).
     """
     n = batch_size_of(batch)
     out = {k: list(v) for k, v in batch.items()}
@@ -70,8 +74,11 @@ def window_batch(
             continue
         if len(w) > WINDOW_SAMPLES and not windowed_long_form:
             continue
-        plan = plan_windows(w, cfg.min_window_s)
-        windows[i] = np.array([[p.start, p.end] for p in plan], dtype=np.int64)
+        if speech is None:
+            plan = plan_windows(w, cfg.min_window_s)
+        else:
+            plan = plan_speech_windows(w, speech.spans(w), cfg.min_window_s)
+        windows[i] = np.array([[p.start, p.end] for p in plan], dtype=np.int64).reshape(-1, 2)
         features[i] = log_mel([w[p.start : p.end] for p in plan])
         waveforms[i] = None  # the windows carry everything the model needs
     out.update({WAVEFORM: waveforms, FEATURES: features, WINDOWS: windows})

@@ -65,7 +65,7 @@ MANIFEST_INPUT_COLUMNS = (ID, URI, LANGUAGE, TASK)
 # --- working columns between stages, never written ---
 AUDIO = "audio"  # bytes of the encoded file
 WAVEFORM = "waveform"  # float32 16 kHz mono samples
-FEATURES = "features"  # [n_windows, n_mels, frames] float32 log-mel; None = the whole file goes to long-form
+FEATURES = "features"  # [n_windows, n_mels, frames] float32 log-mel (0 windows: no speech); None = long-form or error
 WINDOWS = "windows"  # [n_windows, 2] int64 sample bounds [start, end)
 WORKING_COLUMNS = (AUDIO, WAVEFORM, FEATURES, WINDOWS)  # dropped from the output rows
 # The same arrays as plain Arrow columns, to cross Ray stages without conversion (jobs.wire).

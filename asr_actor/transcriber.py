@@ -28,6 +28,7 @@ from asr_actor.schema import (
     WORKING_COLUMNS,
 )
 from asr_actor.segments import Segment, stitch, to_segments
+from asr_actor.vad import detector_for
 from asr_actor.windows import WINDOW_SAMPLES
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Transcriber:
         self.config = config
         self.loaded: LoadedModel = load_model(config.model)
         self.log_mel = LogMel.of(self.loaded.processor.feature_extractor)
+        self.speech = detector_for(config.audio)
         if log_mel is not None and (diff := log_mel.differences(self.log_mel)):
             raise ModelLoadError(
                 f"model {config.model.id}: the feature settings the job planned differ from its processor's ({'; '.join(diff)})"
@@ -79,7 +81,7 @@ class Transcriber:
             out[DURATION] = [0.0 if w is None else len(w) / SAMPLE_RATE for w in column(out, WAVEFORM, n)]
         if FEATURES not in out:
             chunked = self.config.decoding.long_form == "chunked"
-            out = window_batch(out, self.config.audio, self.log_mel, chunked)
+            out = window_batch(out, self.config.audio, self.log_mel, chunked, self.speech)
         return out
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, list]:
@@ -119,10 +121,11 @@ class Transcriber:
 
     def _detect(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
         """Detect the language of multilingual rows that have none, from their first window."""
-        need = [i for i, r in enumerate(rows) if r.error is None and r.language is None]
+        features = batch[FEATURES]
+        need = [i for i, r in enumerate(rows) if r.error is None and r.language is None
+                and (features[i] is None or len(features[i]))]  # zero windows (no speech): nothing to detect
         if not need:
             return
-        features = batch[FEATURES]
         firsts = [features[i][0] if features[i] is not None else self._first_window(batch, i) for i in need]
         for i, code in zip(need, detect_languages(self.loaded, firsts, self.config.decoding.batch_size)):
             if code.startswith(f"{STAGE}:"):
@@ -138,6 +141,7 @@ class Transcriber:
         reqs, owners = [], []
         for i, row in enumerate(rows):
             if row.error is None and batch[FEATURES][i] is not None:
+                row.windows = []  # stays empty when the VAD found no speech
                 for w, (start, end) in enumerate(batch[WINDOWS][i]):
                     feats = batch[FEATURES][i][w]
                     reqs.append(WindowRequest(feats, row.task, row.language, (end - start) / SAMPLE_RATE))

@@ -67,3 +67,33 @@ def plan_windows(waveform: np.ndarray, min_window_s: float) -> list[Window]:
         start = cut
     windows.append(Window(start, total))
     return windows
+
+
+def plan_speech_windows(waveform: np.ndarray, spans: list[tuple[int, int]], min_window_s: float) -> list[Window]:
+    """Windows of at most 30 s that cover the stretches of speech ``spans`` (sorted
+    ``[start, end)`` samples) and skip the pauses between them.
+
+    A window starts where speech starts and takes every stretch that ends within 30 s;
+    it ends after the last of them, in the pause, unless that leaves it shorter than
+    ``min_window_s`` while more speech follows within 30 s: then it is cut in that
+    speech at its quietest moment, as :func:`plan_windows` cuts, and the next window
+    starts at the cut. Audio outside every window is never decoded; with no speech
+    there are no windows.
+    """
+    min_samples = int(min_window_s * SAMPLE_RATE)
+    windows: list[Window] = []
+    i, start = 0, None
+    while i < len(spans):
+        start = spans[i][0] if start is None else start
+        limit = start + WINDOW_SAMPLES
+        j = i
+        while j < len(spans) and spans[j][1] <= limit:
+            j += 1  # spans[i:j] end inside this window
+        if j > i and (j == len(spans) or spans[j][0] >= limit or spans[j - 1][1] - start >= min_samples):
+            windows.append(Window(start, spans[j - 1][1]))  # ends in a pause
+            i, start = j, None
+        else:  # spans[j] runs past the window: cut inside it
+            cut = _quietest_point(waveform, max(spans[j][0], start + min_samples), limit)
+            windows.append(Window(start, cut))
+            i, start = j, cut
+    return windows

@@ -14,6 +14,7 @@ from typing import Any
 from asr_actor.config import TranscriberConfig
 from asr_actor.model import ModelLoadError
 from asr_actor.model_plan import ModelPlan, plan_model
+from asr_actor.vad import check_available
 from jobs.config import JobConfig
 from jobs.fingerprint import fingerprint, fingerprint_inputs
 
@@ -43,6 +44,7 @@ def _check_task(cfg: JobConfig, plan: ModelPlan) -> None:
 
 def preflight(cfg: JobConfig) -> Checked:
     """Resolve and check ``cfg``; raise an ``AsrBatchError`` with one line when the run cannot work."""
+    check_available(cfg.audio)
     plan = plan_model(cfg.model, gpus=cfg.stages.transcribe.num_gpus > 0)
     _check_task(cfg, plan)
     inputs = fingerprint_inputs(cfg, plan)

@@ -26,7 +26,7 @@ def pack(batch: Mapping[str, Any]) -> dict[str, Any]:
     """Features, windows and waveforms -> their wire columns (the arrays are dropped)."""
     out = {k: v for k, v in batch.items() if k not in (FEATURES, WINDOWS, WAVEFORM)}
     out[FEATURE_BYTES] = [_raw_f32(f) for f in batch[FEATURES]]
-    out[WINDOW_BOUNDS] = [[] if b is None else b.reshape(-1).tolist() for b in batch[WINDOWS]]
+    out[WINDOW_BOUNDS] = [None if b is None else b.reshape(-1).tolist() for b in batch[WINDOWS]]
     out[WAVE_BYTES] = [_raw_f32(w) for w in batch[WAVEFORM]]
     return out
 
@@ -34,7 +34,9 @@ def pack(batch: Mapping[str, Any]) -> dict[str, Any]:
 def unpack(batch: Mapping[str, Any], n_mels: int, frames: int) -> dict[str, Any]:
     """Inverse of :func:`pack`: the columns the transcriber reads."""
     out = {k: list(v) for k, v in batch.items() if k not in _WIRE_COLUMNS}
-    out[FEATURES] = [np.frombuffer(b, np.float32).reshape(-1, n_mels, frames) if len(b) else None for b in batch[FEATURE_BYTES]]
-    out[WINDOWS] = [np.asarray(b, np.int64).reshape(-1, 2) if len(b) else None for b in batch[WINDOW_BOUNDS]]
+    bounds = batch[WINDOW_BOUNDS]  # null: no windows planned; empty: zero windows (no speech)
+    out[WINDOWS] = [None if b is None else np.asarray(b, np.int64).reshape(-1, 2) for b in bounds]
+    out[FEATURES] = [None if b is None else np.frombuffer(f, np.float32).reshape(-1, n_mels, frames)
+                     for f, b in zip(batch[FEATURE_BYTES], bounds)]
     out[WAVEFORM] = [np.frombuffer(b, np.float32) if len(b) else None for b in batch[WAVE_BYTES]]
     return out

@@ -17,6 +17,7 @@ from asr_actor.config import AudioConfig, TranscriberConfig
 from asr_actor.features import LogMel
 from asr_actor.preprocess import decode_batch, window_batch
 from asr_actor.schema import DURATION, ERROR, ERROR_KIND, ID, PERMANENT, SEGMENTS, as_table
+from asr_actor.vad import detector_for
 from jobs import wire
 from jobs.cpu_priority import lower_cpu_priority
 from jobs.fetch import fetch_batch
@@ -24,7 +25,7 @@ from jobs.retry import DEFAULT_RETRY_S
 
 
 class CpuWorker:
-    """fetch -> decode -> windows + log-mel, on CPU workers (an actor pool of its own, so Ray
+    """fetch -> decode -> (speech detection) -> windows + log-mel, on CPU workers (an actor pool of its own, so Ray
     does not fuse this work into the model actors).
 
     The log-mel settings come from the driver's model plan: this worker never loads the
@@ -40,12 +41,13 @@ class CpuWorker:
     ) -> None:
         self.audio, self.log_mel, self.chunked, self.idle_priority = audio, log_mel, chunked, idle_priority
         self.retry_s = retry_s
+        self.speech = detector_for(audio)  # audio.vad: silero; its model loads on the first file
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.idle_priority:
             lower_cpu_priority()  # every call: Ray Data may run calls on a thread of its own
         out = decode_batch(fetch_batch(batch.to_pydict(), self.audio, self.retry_s), self.audio)
-        return as_table(wire.pack(window_batch(out, self.audio, self.log_mel, self.chunked)))
+        return as_table(wire.pack(window_batch(out, self.audio, self.log_mel, self.chunked, self.speech)))
 
 
 class ModelWorker:

@@ -72,8 +72,11 @@ def test_fingerprint_follows_what_changes_transcripts():
         _fingerprint(device="cuda", dtype="float16"), _fingerprint(attention="eager"), _fingerprint(weights_id="w2"),
         _fingerprint(model_id="other"), _fingerprint(log_mel=LogMel(n_mels=128)), _fingerprint(["decoding.num_beams=5"]),
         _fingerprint(["decoding.long_form=sequential"]), _fingerprint(["audio.min_window_s=25"]),
+        _fingerprint(["audio.vad=silero"]), _fingerprint(["audio.vad=silero", "audio.vad_pad_s=0.2"]),
     ]
     assert len({base, *others}) == len(others) + 1
+    # VAD thresholds do nothing while it is off: runs without a VAD keep their fingerprint
+    assert base == _fingerprint(["audio.vad=off", "audio.vad_pad_s=0.2"])
 
 
 def test_changed_names_every_differing_key():
