@@ -73,6 +73,7 @@ class DecodingConfig:
     logprob_threshold: float | None = -1.0  # ... whose text averages below this log-probability (also: fall back)
     compression_ratio_threshold: float | None = 2.4  # fall back above this zlib ratio of the text (loops, repeats)
     word_timestamps: bool = False  # words (start, end, word, probability) in each segment; attention turns eager
+    initial_prompt: str | None = None  # words to expect (names, terms) for rows without a `prompt`; None = no prompt
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperatures", tuple(self.temperatures))

@@ -31,6 +31,7 @@ class WindowRequest:
     features: np.ndarray  # [n_mels, 3000] float32 log-mel
     task: str
     language: str | None  # None on English-only models
+    prompt: str | None  # Whisper's prompt (the row's, else decoding.initial_prompt); None = none
     duration_s: float  # audio in the window, for sorting similar windows together
 
 
@@ -73,9 +74,23 @@ def _raw_segment(seg: dict[str, Any]) -> RawSegment:
     )
 
 
-def generate_kwargs(loaded: LoadedModel, cfg: DecodingConfig, task: str, languages: Sequence[str | None]) -> dict[str, Any]:
+def prompt_ids(loaded: LoadedModel, text: str):
+    """``<|startofprev|>`` and the text's tokens, the last ``max_target_positions // 2 - 1`` of them
+    when longer (as OpenAI keeps the end of an initial prompt), on the model's device."""
+    ids = loaded.processor.tokenizer.get_prompt_ids(text, return_tensors="pt")
+    keep = loaded.model.config.max_target_positions // 2 - 1
+    if len(ids) > keep + 1:
+        import torch
+
+        ids = torch.cat([ids[:1], ids[-keep:]])
+    return ids.to(loaded.model.device)
+
+
+def generate_kwargs(
+    loaded: LoadedModel, cfg: DecodingConfig, task: str, languages: Sequence[str | None], prompt: str | None = None,
+) -> dict[str, Any]:
     """Decoding options shared by the chunked and the sequential paths: greedy unless beams are asked for,
-    and OpenAI's guards (temperature fallback, no-speech skip) as ``cfg`` sets them."""
+    OpenAI's guards (temperature fallback, no-speech skip) as ``cfg`` sets them, and the batch's prompt."""
     kwargs: dict[str, Any] = {"num_beams": cfg.num_beams, "do_sample": False, "condition_on_prev_tokens": False,
                               "output_scores": True, "return_dict_in_generate": True}
     kwargs["temperature"] = cfg.temperatures if len(cfg.temperatures) > 1 else cfg.temperatures[0]
@@ -89,11 +104,13 @@ def generate_kwargs(loaded: LoadedModel, cfg: DecodingConfig, task: str, languag
         kwargs["task"] = task
     if cfg.max_new_tokens:
         kwargs["max_new_tokens"] = cfg.max_new_tokens
+    if prompt:
+        kwargs["prompt_ids"] = prompt_ids(loaded, prompt)
     return kwargs
 
 
 def _generate(loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingConfig) -> list[list[RawSegment]]:
-    kwargs = generate_kwargs(loaded, cfg, reqs[0].task, [r.language for r in reqs])
+    kwargs = generate_kwargs(loaded, cfg, reqs[0].task, [r.language for r in reqs], reqs[0].prompt)
     if cfg.word_timestamps:  # the alignment looks only at each window's audio, not at its padding
         import torch
 
@@ -116,22 +133,23 @@ def _run_splitting(fn: Callable[[list[T]], list], items: list[T]) -> list:
 
 def run_in_batches(
     n: int,
-    task_of: Callable[[int], str],
+    group_of: Callable[[int], tuple[str, str]],
     size_of: Callable[[int], float],
     batch_size: int,
     fn: Callable[[list[int]], list],
 ) -> list:
     """``fn`` over batches of item indices; one result (or error string) per item.
 
-    Items are grouped by task (one task per ``generate`` call) and sorted longest first
-    so items of similar length share a batch, then cut into batches of ``batch_size``.
+    Items are grouped by (task, prompt) (one of each per ``generate`` call) and sorted
+    longest first so items of similar length share a batch, then cut into batches of
+    ``batch_size``.
     """
     results: list = [None] * n
-    order = sorted(range(n), key=lambda i: (task_of(i), -size_of(i)))
+    order = sorted(range(n), key=lambda i: (group_of(i), -size_of(i)))
     for lo in range(0, n, batch_size):
         chunk = order[lo : lo + batch_size]
-        for task in sorted({task_of(i) for i in chunk}):
-            idx = [i for i in chunk if task_of(i) == task]
+        for group in sorted({group_of(i) for i in chunk}):
+            idx = [i for i in chunk if group_of(i) == group]
             for i, out in zip(idx, _run_splitting(fn, idx)):
                 results[i] = out
     return results
@@ -143,7 +161,7 @@ def decode_windows(
     """Segments per request, in window time, or an error string."""
     return run_in_batches(
         len(reqs),
-        lambda i: reqs[i].task,
+        lambda i: (reqs[i].task, reqs[i].prompt or ""),
         lambda i: reqs[i].duration_s,
         cfg.batch_size,
         lambda idx: _generate(loaded, [reqs[i] for i in idx], cfg),

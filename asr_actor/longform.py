@@ -20,15 +20,15 @@ from asr_actor.segments import RawSegment
 
 
 def _generate_files(
-    loaded: LoadedModel, items: list[tuple[np.ndarray, str, str | None]], cfg: DecodingConfig
+    loaded: LoadedModel, items: list[tuple[np.ndarray, str, str | None, str | None]], cfg: DecodingConfig
 ) -> list[list[RawSegment]]:
     import torch
 
     feats = loaded.processor.feature_extractor(
-        [w for w, _, _ in items], sampling_rate=SAMPLE_RATE, return_tensors="np",
+        [w for w, _, _, _ in items], sampling_rate=SAMPLE_RATE, return_tensors="np",
         truncation=False, padding="longest", return_attention_mask=True,
     )
-    kwargs = generate_kwargs(loaded, cfg, items[0][1], [lang for _, _, lang in items])
+    kwargs = generate_kwargs(loaded, cfg, items[0][1], [lang for _, _, lang, _ in items], items[0][3])
     kwargs["attention_mask"] = torch.from_numpy(feats["attention_mask"]).to(loaded.model.device)
     return generate_segments(loaded, feats["input_features"], kwargs)
 
@@ -38,13 +38,14 @@ def transcribe_sequential(
     waveforms: Sequence[np.ndarray],
     tasks: Sequence[str],
     languages: Sequence[str | None],
+    prompts: Sequence[str | None],
     cfg: DecodingConfig,
 ) -> list[list[RawSegment] | str]:
     """Segments per file (or an error string), ``cfg.batch_size`` files per ``generate``."""
     return run_in_batches(
         len(waveforms),
-        lambda i: tasks[i],
+        lambda i: (tasks[i], prompts[i] or ""),
         lambda i: len(waveforms[i]),
         cfg.batch_size,
-        lambda idx: _generate_files(loaded, [(waveforms[i], tasks[i], languages[i]) for i in idx], cfg),
+        lambda idx: _generate_files(loaded, [(waveforms[i], tasks[i], languages[i], prompts[i]) for i in idx], cfg),
     )

@@ -61,6 +61,9 @@ REASON = "reason"  # why an incremental run takes the row: new, changed, model, 
 ATTEMPT = "attempt"  # 1 for a source's first try, counting up while it keeps failing
 # Manifest columns the job itself consumes; they are not passed through again.
 MANIFEST_INPUT_COLUMNS = (ID, URI, LANGUAGE, TASK)
+# Manifest columns the stages read as well; they pass through to the output as written.
+PROMPT = "prompt"  # per row: text for Whisper's prompt (names, terms); null or "" = decoding.initial_prompt
+STAGE_INPUT_COLUMNS = (*MANIFEST_INPUT_COLUMNS, PROMPT)
 
 # --- working columns between stages, never written ---
 AUDIO = "audio"  # bytes of the encoded file
@@ -77,7 +80,7 @@ WAVE_BYTES = "waveform_f32"  # raw float32 bytes of WAVEFORM
 # null-typed (or, in numpy batches, NaN float) column.
 COLUMN_TYPES: Mapping[str, pa.DataType] = {
     **{f.name: f.type for f in OUTPUT_FIELDS},
-    TASK: pa.string(), SIZE: pa.int64(), ETAG: pa.string(), REASON: pa.string(), ATTEMPT: pa.int32(),
+    TASK: pa.string(), PROMPT: pa.string(), SIZE: pa.int64(), ETAG: pa.string(), REASON: pa.string(), ATTEMPT: pa.int32(),
     FEATURE_BYTES: pa.binary(), WAVE_BYTES: pa.binary(), WINDOW_BOUNDS: pa.list_(pa.int64()),
 }
 

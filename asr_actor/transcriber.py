@@ -24,7 +24,7 @@ from asr_actor.longform import transcribe_sequential
 from asr_actor.model import LoadedModel, ModelLoadError, load_model
 from asr_actor.preprocess import batch_size_of, column, decode_batch, window_batch
 from asr_actor.schema import (
-    AUDIO, DURATION, ERROR, FEATURES, LANGUAGE, RESULT_COLUMNS, SEGMENTS, TASK, TEXT, WAVEFORM, WINDOWS,
+    AUDIO, DURATION, ERROR, FEATURES, LANGUAGE, PROMPT, RESULT_COLUMNS, SEGMENTS, TASK, TEXT, WAVEFORM, WINDOWS,
     WORKING_COLUMNS,
 )
 from asr_actor.segments import Segment, stitch, to_segments
@@ -40,6 +40,7 @@ class _Row:
 
     task: str | None = None
     language: str | None = None
+    prompt: str | None = None
     error: str | None = None
     windows: list[list[Segment]] | None = None  # segments of each window, in order
 
@@ -88,8 +89,8 @@ class Transcriber:
         started = time.perf_counter()
         batch = self.preprocess(batch)
         n = batch_size_of(batch)
-        errors, tasks, languages = (column(batch, c, n) for c in (ERROR, TASK, LANGUAGE))
-        rows = [self._options(errors[i], tasks[i], languages[i]) for i in range(n)]
+        errors, tasks, languages, prompts = (column(batch, c, n) for c in (ERROR, TASK, LANGUAGE, PROMPT))
+        rows = [self._options(errors[i], tasks[i], languages[i], prompts[i]) for i in range(n)]
         self._detect(batch, rows)
         windows = self._decode_chunked(batch, rows)
         self._decode_sequential(batch, rows)
@@ -99,13 +100,14 @@ class Transcriber:
         log.info("transcribed %d files (%d windows) in %.2f s", n, windows, time.perf_counter() - started)
         return out
 
-    def _options(self, error: str | None, task: str | None, language: str | None) -> _Row:
-        """The row's task and language, from the row or the config, checked against the model."""
+    def _options(self, error: str | None, task: str | None, language: str | None, prompt: str | None) -> _Row:
+        """The row's task, language and prompt, from the row or the config, checked against the model."""
         if error is not None:
             return _Row(error=str(error))
         d = self.config.decoding
         task = task or d.task
         language = language or d.language
+        prompt = prompt or d.initial_prompt  # as task and language: null or "" = the config's
         model = self.config.model.id
         if task not in TASKS:
             return _Row(error=f"{STAGE}: unknown task {task!r} (expected one of {TASKS})")
@@ -114,10 +116,10 @@ class Transcriber:
                 return _Row(error=f"{STAGE}: model {model} is English-only and cannot translate")
             if language not in (None, "en"):
                 return _Row(error=f"{STAGE}: model {model} is English-only, cannot take language {language!r}")
-            return _Row(task=task, language="en")
+            return _Row(task=task, language="en", prompt=prompt)
         if language is not None and language not in self._languages:
             return _Row(error=f"{STAGE}: model {model} does not know language {language!r}")
-        return _Row(task=task, language=language)
+        return _Row(task=task, language=language, prompt=prompt)
 
     def _detect(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
         """Detect the language of multilingual rows that have none, from their first window."""
@@ -144,7 +146,7 @@ class Transcriber:
                 row.windows = []  # stays empty when the VAD found no speech
                 for w, (start, end) in enumerate(batch[WINDOWS][i]):
                     feats = batch[FEATURES][i][w]
-                    reqs.append(WindowRequest(feats, row.task, row.language, (end - start) / SAMPLE_RATE))
+                    reqs.append(WindowRequest(feats, row.task, row.language, row.prompt, (end - start) / SAMPLE_RATE))
                     owners.append((i, w))
         per_row: dict[int, list] = {}
         for (i, w), raw in zip(owners, decode_windows(self.loaded, reqs, self.config.decoding)):
@@ -172,7 +174,7 @@ class Transcriber:
             return
         results = transcribe_sequential(
             self.loaded, [batch[WAVEFORM][i] for i in idx], [rows[i].task for i in idx],
-            [rows[i].language for i in idx], self.config.decoding,
+            [rows[i].language for i in idx], [rows[i].prompt for i in idx], self.config.decoding,
         )
         for i, result in zip(idx, results):
             if isinstance(result, str):

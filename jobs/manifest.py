@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, describe, redact
-from asr_actor.schema import ETAG, ID, SIZE, URI
+from asr_actor.schema import ETAG, ID, LANGUAGE, PROMPT, SIZE, TASK, URI
 from jobs import storage
 from jobs.retry import DEFAULT_RETRY_S, retrying
 
@@ -29,13 +29,15 @@ class ManifestError(AsrBatchError):
 
 
 _KEY_COLUMNS = (ID, URI)  # read exactly as written: never numbers, booleans or nulls
+_TEXT_COLUMNS = (LANGUAGE, TASK, PROMPT)  # read by the stages: text or null
 
 
 def _read_csv(data: bytes) -> pa.Table:
     import pyarrow.csv as pcsv
 
-    # Keys as strings ("001" stays "001", "nan" and "TRUE" stay text); other columns inferred.
-    keys = {c: pa.string() for c in _KEY_COLUMNS}
+    # Keys and the text the stages read as strings ("001" stays "001", "nan" and "TRUE" stay text);
+    # other columns inferred.
+    keys = {c: pa.string() for c in (*_KEY_COLUMNS, *_TEXT_COLUMNS)}
     return pcsv.read_csv(io.BytesIO(data), convert_options=pcsv.ConvertOptions(column_types=keys))
 
 
@@ -166,5 +168,9 @@ def read_manifest(uri: str, retry_s: float = DEFAULT_RETRY_S) -> pa.Table:
     dups = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
     if len(dups):
         raise ManifestError(f"{shown}: duplicate ids ({len(dups)}), e.g. {dups[:3].to_pylist()}")
+    for name in _TEXT_COLUMNS:
+        kind = table.schema.field(name).type if name in table.column_names else pa.string()
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+            raise ManifestError(f"{shown}: column {name!r} must hold text, it holds {kind}")
     rest = [c for c in table.column_names if c not in (ID, URI)]
     return pa.table([ids, uris, *(table.column(c) for c in rest)], names=[ID, URI, *rest])

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, describe, redact
-from asr_actor.schema import DURATION, FINGERPRINT, ID, MANIFEST_INPUT_COLUMNS, MODEL, RUN_ID, output_schema
+from asr_actor.schema import DURATION, FINGERPRINT, ID, MODEL, RUN_ID, STAGE_INPUT_COLUMNS, output_schema
 from jobs import storage
 from jobs.config import JobConfig, StagesConfig, config_to_dict, load_config
 from jobs.fingerprint import changed
@@ -162,7 +162,7 @@ def _source(todo: pa.Table, batch_size: int):
     """
     import ray
 
-    columns = [c for c in MANIFEST_INPUT_COLUMNS if c in todo.column_names]
+    columns = [c for c in STAGE_INPUT_COLUMNS if c in todo.column_names]
     table = todo.select(columns).cast(pa.schema([(c, pa.string()) for c in columns]))
     per_block = max(batch_size, -(-table.num_rows // MAX_INPUT_BLOCKS))
     # Zero-copy slices: Ray's Arrow serialization ships only a slice's own rows (measured:

@@ -130,12 +130,21 @@ def test_manifest_keys_stay_as_written(tmp_path):
         ("id,path\n1,a.wav\n", r"m.csv: no 'uri' column"),
         ("id,uri\n1,a.wav\n1,b.wav\n", r"m.csv: duplicate ids \(1\), e.g. \['1'\]"),
         ("id,uri\n", r"m.csv: the manifest has no rows"),
+        ('{"uri": "a.wav", "prompt": 42}\n', r"m.jsonl: column 'prompt' must hold text, it holds int64"),
+        ('{"uri": "a.wav", "language": ["en"]}\n', r"m.jsonl: column 'language' must hold text, it holds list<"),
     ],
 )
 def test_bad_manifests_stop_the_job(tmp_path, content, message):
-    (tmp_path / "m.csv").write_text(content)
+    name = "m.jsonl" if content.startswith("{") else "m.csv"
+    (tmp_path / name).write_text(content)
     with pytest.raises(ManifestError, match=message):
-        read_manifest(str(tmp_path / "m.csv"))
+        read_manifest(str(tmp_path / name))
+
+
+def test_text_columns_of_a_csv_manifest_stay_text(tmp_path):
+    (tmp_path / "m.csv").write_text("uri,prompt,task\na.wav,42,\nb.wav,Acme Corp,transcribe\n")
+    t = read_manifest(str(tmp_path / "m.csv"))
+    assert t.column("prompt").to_pylist() == ["42", "Acme Corp"] and t.schema.field("task").type == pa.string()
 
 
 def test_unreadable_manifest_names_the_file(tmp_path):

@@ -73,6 +73,36 @@ def test_every_segment_reports_its_pass_signals(transcriber):
         assert seg["words"] is None  # word timestamps are off by default
 
 
+PROMPTED = {  # fixture: (the prompt, a word tiny.en gets wrong without it, right with it)
+    "wav8k_mono.wav": ("Help desk, printer, floor.", "health desk", "help desk"),
+    "wav16k_mono.wav": ("Transcription job, bucket.", "book it", "bucket"),
+}
+
+
+def test_row_prompts_steer_the_words_and_batch_apart(transcriber):
+    names = [*PROMPTED, "flac16k_mono.flac"]
+    batch = {"id": names, "audio": [(GOOD / n).read_bytes() for n in names]}
+    plain = transcriber(batch)
+    prompted = transcriber({**batch, "prompt": [PROMPTED[n][0] for n in PROMPTED] + [None]})
+    for i, (prompt, wrong, right) in enumerate(PROMPTED.values()):
+        assert wrong in plain["text"][i].lower() and right not in plain["text"][i].lower()
+        assert right in prompted["text"][i].lower() and prompt not in prompted["text"][i]  # the prompt is not echoed
+    assert prompted["text"][-1] == plain["text"][-1]  # a row without a prompt decodes as before
+
+
+def test_initial_prompt_applies_to_rows_without_one_in_both_long_form_modes(offline_model_dir):
+    from asr_actor.config import ModelConfig
+    from asr_actor.longform import transcribe_sequential
+
+    prompt, _, right = PROMPTED["wav16k_mono.wav"]
+    cfg = TranscriberConfig(model=ModelConfig(id=str(offline_model_dir)), decoding=DecodingConfig(initial_prompt=prompt))
+    t = Transcriber(cfg)
+    audio = (GOOD / "wav16k_mono.wav").read_bytes()
+    assert right in t({"id": ["a"], "audio": [audio]})["text"][0].lower()
+    [segments] = transcribe_sequential(t.loaded, [decode_audio(audio).waveform], ["transcribe"], [None], [prompt], cfg.decoding)
+    assert right in " ".join(t.loaded.processor.tokenizer.decode(s.tokens, skip_special_tokens=True) for s in segments).lower()
+
+
 @pytest.fixture(scope="module")
 def worded(offline_model_dir):
     from asr_actor.config import ModelConfig

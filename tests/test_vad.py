@@ -1,4 +1,4 @@
-"""``audio.vad: silero``: windows only where Silero VAD finds speech.
+"""``audio.vad: silero``: windows only where Silero VAD finds speech (and, in the job test, row prompts).
 
 Window planning over speech stretches is pure logic on synthetic spans; the detector,
 the transcriber and the whole job (a real local Ray, the CPU stage running the VAD)
@@ -103,9 +103,11 @@ def test_with_vad_non_speech_costs_no_window_and_speech_keeps_its_words(vad_tran
 
 
 @pytest.mark.slow
-def test_the_job_runs_the_vad_in_its_cpu_stage(asr_cache, offline_model_dir, tmp_path):
+def test_the_job_runs_the_vad_in_its_cpu_stage_and_row_prompts_in_the_model(asr_cache, offline_model_dir, tmp_path):
     files = [NONSPEECH[0], GOOD / "silence_inside_speech.flac", GOOD / "wav8k_mono.wav"]
-    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"id": p.stem, "uri": str(p)}) + "\n" for p in files))
+    prompts = [None, None, "Help desk, printer, floor."]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"id": p.stem, "uri": str(p), "prompt": q}) + "\n"
+                                              for p, q in zip(files, prompts)))
     env = job_env({}, asr_cache)
     try:
         proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "configs/local.yaml", "--input",
@@ -118,4 +120,5 @@ def test_the_job_runs_the_vad_in_its_cpu_stage(asr_cache, offline_model_dir, tmp
     rows = {r["id"]: r for r in pq.read_table(tmp_path / "runs/v/data").to_pylist()}
     assert rows[NONSPEECH[0].stem]["text"] == "" and rows[NONSPEECH[0].stem]["segments"] == []
     assert len(rows["silence_inside_speech"]["segments"]) == 2 and rows["wav8k_mono"]["text"].startswith("Call the")
+    assert "help desk" in rows["wav8k_mono"]["text"].lower() and rows["wav8k_mono"]["prompt"] == prompts[2]  # passed through
     assert json.loads((tmp_path / "runs/v/run.json").read_text())["config"]["audio"]["vad"] == "silero"
