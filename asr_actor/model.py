@@ -18,7 +18,7 @@ from typing import Any
 from asr_actor.config import ModelConfig
 from asr_actor.errors import AsrBatchError, describe
 from asr_actor.guards import install as install_guards
-from asr_actor.model_source import resolve_model_source
+from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
         )
         processor = WhisperProcessor.from_pretrained(source.path, **common)
     except Exception as exc:  # noqa: BLE001 - unreadable weights or configs, of any library's error type
-        raise ModelLoadError(f"cannot load Whisper model {cfg.id!r}: {describe(exc)}") from exc
+        cause = HUB_UNREACHABLE if not source.local and hub_unreachable(exc) else describe(exc)
+        raise ModelLoadError(f"cannot load Whisper model {cfg.id!r}: {cause}") from exc
     model.to(device).eval()
     install_guards(model, processor.tokenizer)
     info = ModelInfo(

@@ -29,6 +29,22 @@ WEIGHTS_SUFFIX = ".safetensors"
 OFFLINE_FOLDER = "whisper-tiny.en"  # the converted default, under <cache>/models/
 
 
+HUB_UNREACHABLE = (f"the Hugging Face hub cannot be reached and the model is not in its cache; without network "
+                   f"use the model {OFFLINE_MODEL_ID} (the embedded tiny.en) or a local model folder")
+
+
+def hub_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says: no network, or HF_HUB_OFFLINE, and not in the hub cache."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, LocalEntryNotFoundError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class ModelSourceError(AsrBatchError):
     """The model's files cannot be found or read; the message names the model and the cause."""
 
@@ -155,6 +171,8 @@ def _hub_files(cfg: ModelConfig) -> ModelFiles:
         try:
             paths[name] = Path(hf_hub_download(cfg.id, name, revision=cfg.revision))
         except Exception as exc:  # noqa: BLE001 - network, auth, missing repo: all mean "cannot use this model"
+            if hub_unreachable(exc):
+                raise ModelSourceError(f"model {cfg.id!r}: {HUB_UNREACHABLE}") from exc
             raise ModelSourceError(
                 f"model {cfg.id!r}: cannot get {name} from the Hugging Face hub or its cache "
                 f"({type(exc).__name__}: {describe(exc)})"

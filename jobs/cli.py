@@ -29,6 +29,9 @@ def _quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # no "Retrying in 1s" lines while the hub is unreachable
 
 
 def _transcribe(args: argparse.Namespace) -> int:
@@ -102,11 +105,25 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """``asr-batch X (torch Y, transformers Z, ray W)`` from the installed metadata: nothing is imported."""
+    from importlib import metadata
+
+    def of(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"asr-batch {of('asr-batch')} ({', '.join(f'{n} {of(n)}' for n in ('torch', 'transformers', 'ray'))})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-batch",
         description="Distributed batch speech recognition with Whisper on Ray Data.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     prep = sub.add_parser(
         "prepare-offline-model",

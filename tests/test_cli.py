@@ -36,3 +36,23 @@ def test_bad_options_exit_2_with_one_line(tmp_path):
     proc = _cli("transcribe", "--batch-size", "0", str(GOOD), env_dir=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "asr-batch: decoding.batch_size must be >= 1, got 0"
+
+
+def test_version_names_the_engine_without_loading_it(tmp_path):
+    proc = _cli("--version", env_dir=tmp_path)
+    assert proc.returncode == 0
+    line = proc.stdout.strip()
+    assert line.startswith("asr-batch 0.") and "torch 2." in line and "transformers 5." in line and "ray 2." in line
+
+
+def test_whisper_short_names_go_to_the_hub_and_an_unreachable_hub_names_the_offline_model(tmp_path):
+    import os
+
+    env = {**os.environ, "ASR_BATCH_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "transcribe", "--model", "large-v3", str(GOOD / "wav8k_mono.wav")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "asr-batch: cannot load Whisper model 'openai/whisper-large-v3': the Hugging Face hub cannot be reached and the "
+        "model is not in its cache; without network use the model offline:tiny.en (the embedded tiny.en) or a local "
+        "model folder"]

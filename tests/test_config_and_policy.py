@@ -114,3 +114,10 @@ def test_pickled_weights_are_refused(offline_model_dir, tmp_path):
     torch.save(load_file(offline_model_dir / "model.safetensors"), folder / "pytorch_model.bin")
     with pytest.raises(ModelLoadError, match="cannot load Whisper model"):
         load_model(ModelConfig(id=str(folder)))
+
+
+@pytest.mark.parametrize("name, hub", [("tiny.en", "openai/whisper-tiny.en"), ("large-v3", "openai/whisper-large-v3"),
+                                       ("large", "openai/whisper-large-v3"), ("turbo", "openai/whisper-large-v3-turbo"),
+                                       ("./large-v3", "./large-v3"), ("offline:tiny.en", "offline:tiny.en")])
+def test_whisper_short_names_read_as_their_hub_ids(name, hub):
+    assert ModelConfig(id=name).id == hub
