@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from asr_actor.audio import SAMPLE_RATE
-from asr_actor.config import TASKS, TranscriberConfig
+from asr_actor.config import OFFLINE_MODEL_ID, TASKS, TranscriberConfig
 from asr_actor.decoding import STAGE, WindowRequest, decode_windows, detect_languages
 from asr_actor.features import LogMel
 from asr_actor.longform import transcribe_sequential
@@ -66,6 +66,19 @@ class Transcriber:
         if config.decoding.word_timestamps and not getattr(gen, "alignment_heads", None):
             raise ModelLoadError(f"model {config.model.id}: decoding.word_timestamps needs alignment_heads in its "
                                  "generation_config.json, and it has none")
+
+    @classmethod
+    def from_pretrained(cls, model: str = OFFLINE_MODEL_ID, **options: Any) -> "Transcriber":
+        """Load ``model`` (hub id, short name, folder, URL, ``offline:tiny.en``): :func:`asr_actor.api.load`."""
+        from asr_actor.api import load
+
+        return load(model, **options)
+
+    def transcribe(self, source: Any, **options: Any):
+        """One file (path, bytes or 16 kHz samples) -> a :class:`asr_actor.api.Transcript`: :func:`asr_actor.api.transcribe_one`."""
+        from asr_actor.api import transcribe_one
+
+        return transcribe_one(self, source, **options)
 
     @property
     def info(self):
