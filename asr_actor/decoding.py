@@ -137,12 +137,13 @@ def run_in_batches(
     size_of: Callable[[int], float],
     batch_size: int,
     fn: Callable[[list[int]], list],
+    on_batch: Callable[[list[int]], None] | None = None,
 ) -> list:
     """``fn`` over batches of item indices; one result (or error string) per item.
 
     Items are grouped by (task, prompt) (one of each per ``generate`` call) and sorted
     longest first so items of similar length share a batch, then cut into batches of
-    ``batch_size``.
+    ``batch_size``. ``on_batch(indices)`` follows each call (progress).
     """
     results: list = [None] * n
     order = sorted(range(n), key=lambda i: (group_of(i), -size_of(i)))
@@ -152,19 +153,23 @@ def run_in_batches(
             idx = [i for i in chunk if group_of(i) == group]
             for i, out in zip(idx, _run_splitting(fn, idx)):
                 results[i] = out
+            if on_batch is not None:
+                on_batch(idx)
     return results
 
 
 def decode_windows(
-    loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingConfig
+    loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingConfig,
+    on_windows: Callable[[int], None] | None = None,
 ) -> list[list[RawSegment] | str]:
-    """Segments per request, in window time, or an error string."""
+    """Segments per request, in window time, or an error string; ``on_windows(n)`` after each ``generate``."""
     return run_in_batches(
         len(reqs),
         lambda i: (reqs[i].task, reqs[i].prompt or ""),
         lambda i: reqs[i].duration_s,
         cfg.batch_size,
         lambda idx: _generate(loaded, [reqs[i] for i in idx], cfg),
+        None if on_windows is None else lambda idx: on_windows(len(idx)),
     )
 
 

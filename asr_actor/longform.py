@@ -8,7 +8,7 @@ Kept as an option and as the accuracy reference for the default chunked mode.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from asr_actor.config import DecodingConfig
 from asr_actor.decoding import generate_kwargs, generate_segments, run_in_batches
 from asr_actor.model import LoadedModel
 from asr_actor.segments import RawSegment
+from asr_actor.windows import WINDOW_SAMPLES
 
 
 def _generate_files(
@@ -40,12 +41,15 @@ def transcribe_sequential(
     languages: Sequence[str | None],
     prompts: Sequence[str | None],
     cfg: DecodingConfig,
+    on_windows: Callable[[int], None] | None = None,
 ) -> list[list[RawSegment] | str]:
-    """Segments per file (or an error string), ``cfg.batch_size`` files per ``generate``."""
+    """Segments per file (or an error string), ``cfg.batch_size`` files per ``generate``;
+    ``on_windows(n)`` after each, ``n`` the 30 s windows those files span."""
     return run_in_batches(
         len(waveforms),
         lambda i: (tasks[i], prompts[i] or ""),
         lambda i: len(waveforms[i]),
         cfg.batch_size,
         lambda idx: _generate_files(loaded, [(waveforms[i], tasks[i], languages[i], prompts[i]) for i in idx], cfg),
+        None if on_windows is None else lambda idx: on_windows(sum(-(-len(waveforms[i]) // WINDOW_SAMPLES) for i in idx)),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from asr_actor.audio import SAMPLE_RATE
 from asr_actor.config import OFFLINE_MODEL_ID, TASKS, TranscriberConfig
@@ -56,6 +56,7 @@ class Transcriber:
         self.loaded: LoadedModel = load_model(config.model)
         self.log_mel = LogMel.of(self.loaded.processor.feature_extractor)
         self.speech = detector_for(config.audio)
+        self.on_windows: Callable[[int], None] | None = None  # told after each generate call: windows decoded
         if log_mel is not None and (diff := log_mel.differences(self.log_mel)):
             raise ModelLoadError(
                 f"model {config.model.id}: the feature settings the job planned differ from its processor's ({'; '.join(diff)})"
@@ -162,7 +163,7 @@ class Transcriber:
                     reqs.append(WindowRequest(feats, row.task, row.language, row.prompt, (end - start) / SAMPLE_RATE))
                     owners.append((i, w))
         per_row: dict[int, list] = {}
-        for (i, w), raw in zip(owners, decode_windows(self.loaded, reqs, self.config.decoding)):
+        for (i, w), raw in zip(owners, decode_windows(self.loaded, reqs, self.config.decoding, self.on_windows)):
             per_row.setdefault(i, []).append((w, raw))
         for i, parts in per_row.items():
             failed = [raw for _, raw in parts if isinstance(raw, str)]
@@ -187,7 +188,7 @@ class Transcriber:
             return
         results = transcribe_sequential(
             self.loaded, [batch[WAVEFORM][i] for i in idx], [rows[i].task for i in idx],
-            [rows[i].language for i in idx], [rows[i].prompt for i in idx], self.config.decoding,
+            [rows[i].language for i in idx], [rows[i].prompt for i in idx], self.config.decoding, self.on_windows,
         )
         for i, result in zip(idx, results):
             if isinstance(result, str):

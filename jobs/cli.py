@@ -78,7 +78,7 @@ def _run_or_resume(args: argparse.Namespace) -> int:
     else:
         overrides = [*args.set, *(["incremental.enabled=true"] if args.incremental else [])]
         cfg = load_config(args.config, overrides, input=args.input, output=args.output, run_id=args.run_id)
-    summary = run_job(cfg, resume=args.command == "resume", break_lock=args.break_lock)
+    summary = run_job(cfg, resume=args.command == "resume", break_lock=args.break_lock, verbose=args.verbose)
     print(_summary_line(summary))
     print("summary: " + json.dumps(summary), file=sys.stderr)
     return 0
@@ -163,12 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="take only inputs that are new, changed, for another model, or failed fewer than "
                           "incremental.max_attempts times, against the complete runs under OUTPUT")
     run.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
+    run.add_argument("--verbose", action="store_true", help="also show Ray's own log lines and progress bars")
     run.set_defaults(handler=_run_or_resume)
 
     res = sub.add_parser("resume", help="finish a run from its folder: ids already in data/ are skipped")
     res.add_argument("run_uri", help="the run folder (OUTPUT/RUN_ID)")
     res.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recorded config key (resources, not the model)")
     res.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
+    res.add_argument("--verbose", action="store_true", help="also show Ray's own log lines and progress bars")
     res.set_defaults(handler=_run_or_resume)
 
     ev = sub.add_parser("evaluate", help="WER per row and overall of a run against references (CSV or JSONL id,text)")

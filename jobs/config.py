@@ -133,6 +133,7 @@ class JobConfig(TranscriberConfig):
     # s a run's lock on its output root stays valid without a heartbeat (the driver renews it
     # every third of that); an older lock is stale and --break-lock may take it
     lock_ttl_s: float = 300.0
+    progress_s: float = 10.0  # s between plain progress lines when stderr is not a terminal (cron, ray job logs)
 
     def transcriber(self) -> TranscriberConfig:
         """Just the transcriber's part (what a model actor is given)."""

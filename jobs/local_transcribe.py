@@ -9,7 +9,6 @@ seconds, wall seconds and RTFx.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +18,7 @@ from asr_actor.config import TranscriberConfig
 from asr_actor.schema import DURATION, ERROR, ID, LANGUAGE, SEGMENTS, TEXT, URI
 from asr_actor.transcriber import Transcriber
 from jobs.fetch import fetch_batch
+from jobs.progress import Progress
 
 LINE_COLUMNS = (ID, TEXT, SEGMENTS, LANGUAGE, DURATION, ERROR)  # one JSON line per file
 
@@ -32,18 +32,23 @@ def transcribe_files(cfg: TranscriberConfig, paths: Sequence[Path], out: TextIO,
     """Transcribe ``paths``, one JSON line each to ``out``; return the summary figures."""
     started = time.perf_counter()
     transcriber = Transcriber(cfg)
+    progress = Progress(len(paths))
+    transcriber.on_windows = progress.windows
     ok = failed = 0
     audio_s = 0.0
-    for group in _chunks(list(paths), files_per_batch):
-        names = [str(p) for p in group]
-        result = transcriber(fetch_batch({ID: names, URI: names}, cfg.audio))
-        for i in range(len(group)):
-            row = {k: result[k][i] for k in LINE_COLUMNS}
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            ok, failed = ok + (row[ERROR] is None), failed + (row[ERROR] is not None)
-            audio_s += row[DURATION]
-        out.flush()
-        print(f"progress: {ok + failed}/{len(paths)} files", file=sys.stderr)
+    try:
+        for group in _chunks(list(paths), files_per_batch):
+            names = [str(p) for p in group]
+            result = transcriber(fetch_batch({ID: names, URI: names}, cfg.audio))
+            for i in range(len(group)):
+                row = {k: result[k][i] for k in LINE_COLUMNS}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                ok, failed = ok + (row[ERROR] is None), failed + (row[ERROR] is not None)
+                audio_s += row[DURATION]
+            out.flush()
+            progress.rows(len(group), sum(e is not None for e in result[ERROR]), sum(result[DURATION]))
+    finally:
+        progress.close()
     wall = time.perf_counter() - started
     return {
         "files_ok": ok, "files_failed": failed, "audio_s": round(audio_s, 2), "wall_s": round(wall, 2),

@@ -6,8 +6,8 @@
 ``preflight`` (:mod:`jobs.preflight`) resolves the model from its small files and
 checks the config before anything is written. ``plan`` freezes the manifest and
 ``run.json`` on a new run, or reads them back on resume and drops the ids already in
-``data/``. The driver only counts the small rows that the write stage returns,
-printing progress as parts land. A failure of Ray itself becomes a :class:`JobError`
+``data/``. The driver only counts the small rows that the write stage returns and the
+windows the model actors report (:mod:`jobs.progress`), and shows progress on stderr. A failure of Ray itself becomes a :class:`JobError`
 with the cause in one line; the run folder stays resumable.
 """
 
@@ -27,12 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, describe, redact
-from asr_actor.schema import DURATION, FINGERPRINT, ID, MODEL, RUN_ID, STAGE_INPUT_COLUMNS, output_schema
+from asr_actor.schema import DURATION, ERROR, FINGERPRINT, ID, MODEL, RUN_ID, STAGE_INPUT_COLUMNS, output_schema
 from jobs import storage
 from jobs.config import JobConfig, StagesConfig, config_to_dict, load_config
 from jobs.fingerprint import changed
 from jobs.manifest import read_manifest
 from jobs.preflight import Checked, preflight
+from jobs.progress import Progress, TallyReader, WindowTally
 from jobs.run_folder import SUCCESS, RunFolder, summarize
 
 MAX_INPUT_BLOCKS = 1024  # a run's input blocks: one per CPU-stage batch on small runs, bounded on huge ones
@@ -88,7 +89,7 @@ def _check_output_root(output: str) -> None:
         raise JobError(f"--output {output}: cannot hold run folders ({type(exc).__name__}: {describe(exc)})") from exc
 
 
-def _check_shared_paths(cfg: JobConfig) -> None:
+def _check_shared_paths(cfg: JobConfig, verbose: bool) -> None:
     """On a cluster of several nodes, a plain local path is seen by one node only: refuse it.
 
     ``file:///…`` says the folder is one every node mounts (NFS, a shared disk) and is taken.
@@ -97,7 +98,7 @@ def _check_shared_paths(cfg: JobConfig) -> None:
 
     if cluster_address(cfg.ray) is None:
         return  # a local cluster: one node
-    init_ray(cfg.ray)
+    init_ray(cfg.ray, verbose)
     nodes = alive_nodes()
     for flag, uri in (("--input", cfg.input), ("--output", cfg.output)):
         if nodes > 1 and "://" not in uri:
@@ -170,14 +171,14 @@ def _source(todo: pa.Table, batch_size: int):
     return ray.data.from_blocks([table.slice(lo, per_block) for lo in range(0, table.num_rows, per_block)])
 
 
-def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan):
+def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, tally: Any, verbose: bool):
     from ray.data import ActorPoolStrategy, DataContext
 
     from jobs.workers import CpuWorker, ModelWorker, PartWriter
 
     ctx = DataContext.get_current()
     ctx.execution_no_progress_timeout_s = cfg.ray.no_progress_timeout_s
-    ctx.enable_progress_bars = False
+    ctx.enable_progress_bars = verbose  # Ray Data's own bars; the job shows its progress (jobs.progress)
     # A lost actor is either restarted in place by Ray (actor_restarts) or fails the attempt,
     # which the driver recovers from (_execute); its tasks follow the same rule.
     restarts = {"max_restarts": cfg.ray.actor_restarts, "max_task_retries": 0 if cfg.ray.actor_restarts == 0 else -1}
@@ -192,7 +193,7 @@ def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan):
     )
     ds = ds.map_batches(
         ModelWorker, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
-        fn_constructor_kwargs={"transcriber_config": checked.transcriber_config(cfg), "log_mel": log_mel},
+        fn_constructor_kwargs={"transcriber_config": checked.transcriber_config(cfg), "log_mel": log_mel, "tally": tally},
         compute=ActorPoolStrategy(min_size=st.transcribe.min_actors, max_size=st.transcribe.max_actors),
         num_gpus=st.transcribe.num_gpus or None, num_cpus=st.transcribe.num_cpus, **restarts,
     )
@@ -205,19 +206,21 @@ def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan):
     )
 
 
-@dataclass
-class _Progress:
-    done: int  # files with a row, this attempt's included
-    audio_s: float = 0.0  # audio seconds transcribed by this run of the command
-
-
-def _stream(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, progress: _Progress) -> None:
+def _stream(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, progress: Progress, tally: Any,
+            verbose: bool) -> None:
     """One attempt over ``p.todo``, counting what lands in ``progress``."""
-    total = p.manifest.num_rows
-    for batch in _dataset(cfg, stages, checked, p).iter_batches(batch_size=None, batch_format="numpy"):
-        progress.done += len(batch[ID])
-        progress.audio_s += float(sum(batch[DURATION]))
-        print(f"progress: {progress.done}/{total} files", file=sys.stderr, flush=True)
+    for batch in _dataset(cfg, stages, checked, p, tally, verbose).iter_batches(batch_size=None, batch_format="numpy"):
+        failed = sum(e is not None for e in batch[ERROR])
+        progress.rows(len(batch[ID]), int(failed), float(sum(batch[DURATION])))
+
+
+def _window_tally() -> Any:
+    """The actor the model actors report decoded windows to, on the driver's node (no CPU)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return ray.remote(WindowTally).options(num_cpus=0, scheduling_strategy=here).remote()
 
 
 def _room_after_loss(cfg: JobConfig, p: Plan) -> StagesConfig:
@@ -232,7 +235,7 @@ def _room_after_loss(cfg: JobConfig, p: Plan) -> StagesConfig:
     return stages
 
 
-def _execute(cfg: JobConfig, checked: Checked, p: Plan) -> float:
+def _execute(cfg: JobConfig, checked: Checked, p: Plan, verbose: bool = False) -> float:
     """Run the stages over ``p.todo``, recovering from lost workers and nodes; return the audio seconds transcribed.
 
     A worker, actor or node lost mid-run fails the attempt (``ray.actor_restarts: 0``);
@@ -243,50 +246,57 @@ def _execute(cfg: JobConfig, checked: Checked, p: Plan) -> float:
     from jobs.capacity import describe_need, fitted
     from jobs.ray_cluster import cluster_resources, failure_cause, init_ray, is_lost_worker
 
-    local = init_ray(cfg.ray)
+    local = init_ray(cfg.ray, verbose)
     stages = fitted(cfg.stages, cluster_resources()) if local else cfg.stages
     if stages is None:  # a local cluster of fixed size that cannot hold the stages: waiting would not help
         raise JobError(f"ray.num_cpus is too small: {describe_need(cfg.stages, cluster_resources())}")
-    progress, attempt, recoveries = _Progress(done=p.manifest.num_rows - p.todo.num_rows), p, 0
-    while True:
-        try:
-            _stream(cfg, stages, checked, attempt, progress)
-            return progress.audio_s
-        except Exception as exc:  # noqa: BLE001 - Ray's failure: recovered from, or told in one line
-            if not is_lost_worker(exc) or recoveries == cfg.ray.recoveries:
-                raise JobError(f"the run stopped: {failure_cause(exc)}; "
-                               f"fix the cause, then: asr-batch resume {redact(p.folder.uri)}") from exc
-            recoveries += 1
-            attempt = plan(cfg, checked, resume=True)
-            progress.done = attempt.manifest.num_rows - attempt.todo.num_rows
-            print(f"asr-batch: lost a worker or node ({failure_cause(exc)}); planning the {attempt.todo.num_rows} "
-                  f"files still to do again (recovery {recoveries} of {cfg.ray.recoveries})", file=sys.stderr, flush=True)
-            stages = _room_after_loss(cfg, attempt)
+    progress = Progress(p.manifest.num_rows, p.manifest.num_rows - p.todo.num_rows, cfg.progress_s)
+    tally = _window_tally()
+    reader = TallyReader(tally, progress)
+    attempt, recoveries = p, 0
+    try:
+        while True:
+            try:
+                _stream(cfg, stages, checked, attempt, progress, tally, verbose)
+                return progress.counts.audio_s
+            except Exception as exc:  # noqa: BLE001 - Ray's failure: recovered from, or told in one line
+                if not is_lost_worker(exc) or recoveries == cfg.ray.recoveries:
+                    raise JobError(f"the run stopped: {failure_cause(exc)}; "
+                                   f"fix the cause, then: asr-batch resume {redact(p.folder.uri)}") from exc
+                recoveries += 1
+                attempt = plan(cfg, checked, resume=True)
+                progress.restart(attempt.manifest.num_rows - attempt.todo.num_rows)
+                print(f"asr-batch: lost a worker or node ({failure_cause(exc)}); planning the {attempt.todo.num_rows} "
+                      f"files still to do again (recovery {recoveries} of {cfg.ray.recoveries})", file=sys.stderr, flush=True)
+                stages = _room_after_loss(cfg, attempt)
+    finally:
+        reader.stop()
+        progress.close()
 
 
-def run_job(cfg: JobConfig, resume: bool = False, break_lock: bool = False) -> dict[str, Any]:
+def run_job(cfg: JobConfig, resume: bool = False, break_lock: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Preflight, then run (or resume) the job to completion under the output root's lock; return the ``_SUCCESS`` figures."""
     from jobs.lock import RootLock
 
     started = time.perf_counter()
     cfg = dataclasses.replace(cfg, run_id=cfg.run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     checked = preflight(cfg)
-    _check_shared_paths(cfg)
+    _check_shared_paths(cfg, verbose)
     _check_output_root(cfg.output)
     lock = RootLock(cfg.output, cfg.run_id, cfg.lock_ttl_s, cfg.storage.retry_s)
     lock.acquire(break_stale=break_lock)
     try:
-        return _run_locked(cfg, checked, resume, started)
+        return _run_locked(cfg, checked, resume, started, verbose)
     finally:
         lock.release()
 
 
-def _run_locked(cfg: JobConfig, checked: Checked, resume: bool, started: float) -> dict[str, Any]:
+def _run_locked(cfg: JobConfig, checked: Checked, resume: bool, started: float, verbose: bool) -> dict[str, Any]:
     p = plan(cfg, checked, resume)
     total = p.manifest.num_rows
     print(f"run {redact(p.folder.uri)}: {total} files, {total - p.todo.num_rows} already done, "
           f"{p.todo.num_rows} to do", file=sys.stderr)
-    audio_now = _execute(cfg, checked, p) if p.todo.num_rows else 0.0
+    audio_now = _execute(cfg, checked, p, verbose) if p.todo.num_rows else 0.0
     dropped = p.folder.deduplicate()
     counts = summarize(p.folder.keys(), p.done_before)
     missing = total - counts["rows"]

@@ -25,34 +25,41 @@ def cluster_address(cfg: RayConfig) -> str | None:
     return cfg.address or os.environ.get("RAY_ADDRESS")
 
 
-def init_ray(cfg: RayConfig) -> bool:
+def init_ray(cfg: RayConfig, verbose: bool = False) -> bool:
     """Connect once: to ``cfg.address`` or ``RAY_ADDRESS``, else a local cluster on 127.0.0.1.
 
-    Returns whether the cluster is a local one of fixed size that this process started.
+    Unless ``verbose``, Ray's own INFO and WARNING lines stay out of the terminal (its
+    log files under the session folder keep them). Returns whether the cluster is a
+    local one of fixed size that this process started.
     """
     import ray
 
     address = cluster_address(cfg)
     if ray.is_initialized():
         return not address
+    level = logging.INFO if verbose else logging.ERROR
+    if not verbose:
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the C++ core's lines (core_worker.cc: ...)
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=verbose, logging_level=level)
     else:
         # A local cluster: loopback only, no usage reporting, room for actors plus Ray's helpers.
         for key, value in _LOCAL_DEFAULTS.items():
             os.environ.setdefault(key, value)
-        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    _quiet_ray_data_console()
+        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=verbose,
+                 logging_level=level)
+    _quiet_ray_data_console(level)
     return not address
 
 
-def _quiet_ray_data_console() -> None:
-    """Ray Data's console handler prints whole stack traces when a run fails; its log file keeps them."""
+def _quiet_ray_data_console(level: int) -> None:
+    """Ray Data's console handler prints its INFO and WARNING lines ("Progress bars disabled", the
+    execution plan) and whole stack traces when a run fails; only its log file keeps them."""
     import ray.data  # noqa: F401 - configures the "ray.data" logger
 
     for handler in logging.getLogger("ray.data").handlers:
         if not hasattr(handler, "baseFilename") and "File" not in type(handler).__name__:
-            handler.setLevel(logging.CRITICAL)
+            handler.setLevel(logging.CRITICAL if level >= logging.ERROR else level)
 
 
 def cluster_resources() -> dict[str, float]:

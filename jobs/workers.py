@@ -61,7 +61,7 @@ class ModelWorker:
     process; with one thread for everything it runs at the bare model's speed.
     """
 
-    def __init__(self, transcriber_config: TranscriberConfig, log_mel: LogMel) -> None:
+    def __init__(self, transcriber_config: TranscriberConfig, log_mel: LogMel, tally: Any = None) -> None:
         import logging
         from concurrent.futures import ThreadPoolExecutor
 
@@ -73,6 +73,15 @@ class ModelWorker:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.transcriber = self._thread.submit(Transcriber, transcriber_config, log_mel).result()
         self.shape = (log_mel.n_mels, log_mel.frames)
+        self.tally = tally  # the driver's WindowTally (jobs.progress): decoded windows, for its progress display
+        if tally is not None:
+            self.transcriber.on_windows = self._report
+
+    def _report(self, windows: int) -> None:
+        try:
+            self.tally.add.remote(windows)
+        except Exception:  # noqa: BLE001 - progress is never worth a failed batch
+            pass
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self._thread.submit(self._transcribe, batch).result()

@@ -1,0 +1,48 @@
+"""The progress display: plain lines off a terminal, a tqdm bar on one, and the ETA (pure logic, real clock)."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from jobs.progress import Progress
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_plain_lines_off_a_terminal_are_paced_and_end_with_the_last_state():
+    out = io.StringIO()
+    p = Progress(total=40, done_before=4, interval_s=3600, stream=out)
+    p.windows(8)  # the first change shows at once
+    p.rows(files=6, failed=2, audio_s=36.0)  # paced: inside the interval nothing more is printed
+    p.windows(8)
+    assert out.getvalue().splitlines() == ["progress: 4/40 files, 0.00 h audio, 8 windows, ETA ?"]
+    p.close()
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("progress: 10/40 files (2 failed), 0.01 h audio, 16 windows, RTFx ") and "ETA " in last
+    p.close()
+    assert len(out.getvalue().splitlines()) == 2  # nothing new: nothing printed again
+
+
+def test_the_eta_follows_this_commands_rate_and_a_restart_keeps_the_audio():
+    p = Progress(total=10, stream=io.StringIO(), interval_s=0)
+    p.started = time.monotonic() - 60  # one minute in
+    p.rows(files=2, failed=0, audio_s=20.0)
+    assert p.eta() == "4m00s"  # 8 left at 2 a minute
+    p.restart(done=3)  # after a lost node: 3 files have a row
+    assert p.done == 3 and p.counts.audio_s == 20.0
+    p.rows(files=7, failed=0, audio_s=1.0)
+    assert p.done == 10 and p.eta() == "0m00s"
+
+
+def test_a_terminal_gets_one_bar_redrawn_in_place():
+    out = _Tty()
+    p = Progress(total=5, stream=out)
+    p.rows(files=2, failed=1, audio_s=7200.0)
+    p.windows(3)
+    p.close()
+    text = out.getvalue()
+    assert "\r" in text and "2/5" in text and "2.00 h audio, 3 windows, 1 failed" in text and "progress:" not in text
