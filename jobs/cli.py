@@ -118,6 +118,16 @@ def _version() -> str:
     return f"asr-batch {of('asr-batch')} ({', '.join(f'{n} {of(n)}' for n in ('torch', 'transformers', 'ray'))})"
 
 
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from jobs.status import format_status, status
+
+    figures = status(args.path)
+    print(json.dumps(figures, indent=2) if args.json else format_status(figures))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-batch",
@@ -188,6 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--to", required=True, help="destination folder (any fsspec URL or path)")
     ex.add_argument("--format", choices=["parquet", "jsonl", "csv"], default="parquet")
     ex.set_defaults(handler=_export)
+
+    st = sub.add_parser(
+        "status", help="how far a run is (or every run under an output root), from its folder alone",
+        description="RUN_OR_ROOT is a run folder: its state (complete, running, or incomplete with the resume command), "
+        "rows ok / failed / remaining, audio hours, the last part, the rate and ETA while running, and the commonest "
+        "error causes. Or an output root: one line per run, oldest first, and the lock holder. Reads only the "
+        "run folders (no Ray); any fsspec URL or path.",
+    )
+    st.add_argument("path", metavar="RUN_OR_ROOT", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
+    st.add_argument("--json", action="store_true", help="one JSON document with the same figures (keys: see jobs/status.py)")
+    st.set_defaults(handler=_status)
     return parser
 
 

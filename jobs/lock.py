@@ -66,6 +66,19 @@ def _create_exclusive(uri: str, data: bytes, retry_s: float) -> bool:
     return True
 
 
+def read_lock(root: str, retry_s: float) -> dict[str, Any] | None:
+    """The record in ``root``'s lock (``run_id``, ``host``, ``pid``, ``token``, ``heartbeat`` in seconds
+    since the epoch, ``heartbeat_utc``), or None when the root is not locked."""
+    return _read_record(storage.join(root, LOCK), retry_s)
+
+
+def _read_record(uri: str, retry_s: float) -> dict[str, Any] | None:
+    try:
+        return json.loads(storage.read_bytes(uri, retry_s))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def _dead_here(held: dict[str, Any]) -> bool:
     """Whether the lock's owner ran on this machine and its process no longer exists."""
     if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
@@ -93,10 +106,7 @@ class RootLock:
                            "heartbeat_utc": datetime.now(timezone.utc).isoformat()}).encode()
 
     def _read(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(storage.read_bytes(self.uri, self.retry_s))
-        except (FileNotFoundError, ValueError):
-            return None
+        return _read_record(self.uri, self.retry_s)
 
     def acquire(self, break_stale: bool = False) -> None:
         """Take the lock, or raise :class:`RootLocked` saying who holds it."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +30,7 @@ from jobs.arrow_ops import first_of_each, flag
 from jobs.retry import DEFAULT_RETRY_S
 
 PART_SUFFIX = ".parquet"
+RUN_JSON = "run.json"  # the run's record, written when it is planned: its folder is a run folder
 SUCCESS = "_SUCCESS"  # written last: the run is complete
 LISTING = "listing.parquet"  # an incremental run's whole input listing
 
@@ -55,7 +56,7 @@ class RunFolder:
         return self.path("data")
 
     def exists(self) -> bool:
-        return storage.exists(self.path("run.json"), self.retry_s)
+        return storage.exists(self.path(RUN_JSON), self.retry_s)
 
     def write_json(self, name: str, obj: dict[str, Any]) -> None:
         storage.write_bytes(self.path(name), (json.dumps(obj, indent=2, default=str) + "\n").encode(), self.retry_s)
@@ -66,8 +67,8 @@ class RunFolder:
     def freeze_manifest(self, table: pa.Table) -> None:
         storage.write_bytes(self.path("manifest.parquet"), _parquet_bytes(table), self.retry_s)
 
-    def read_manifest(self) -> pa.Table:
-        return pq.read_table(io.BytesIO(storage.read_bytes(self.path("manifest.parquet"), self.retry_s)))
+    def read_manifest(self, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(io.BytesIO(storage.read_bytes(self.path("manifest.parquet"), self.retry_s)), columns=columns)
 
     def parts(self) -> list[str]:
         names = storage.list_files(self.data, PART_SUFFIX, self.retry_s)
@@ -104,22 +105,26 @@ class RunFolder:
             return pq.read_table(io.BytesIO(storage.read_bytes(self.path(LISTING), self.retry_s)))
         return self.read_manifest()
 
-    def keys(self, parts: list[str] | None = None) -> pa.Table:
-        """id, error, error kind and duration of every row in ``data/``, with its part and row number."""
+    def keys(self, parts: list[str] | None = None, extra: Sequence[str] = ()) -> pa.Table:
+        """id, error, error kind and duration (and the ``extra`` columns) of every row in ``data/``,
+        with its part and row number; a column no part has comes back as nulls."""
+        columns = [*_KEYS, *extra]
         tables = []
         for number, part in enumerate(self.parts() if parts is None else parts):
-            t = self.read_part(part, list(_KEYS))
+            t = self.read_part(part, columns)
             t = t.append_column(_PART, pa.array(np.full(t.num_rows, number, np.int32)))
             tables.append(t.append_column(_ROW, pa.array(np.arange(t.num_rows, dtype=np.int64))))
-        empty = pa.schema([(c, COLUMN_TYPES[c]) for c in _KEYS] + [(_PART, pa.int32()), (_ROW, pa.int64())])
+        empty = pa.schema([(c, COLUMN_TYPES[c]) for c in columns] + [(_PART, pa.int32()), (_ROW, pa.int64())])
         table = pa.concat_tables(tables, promote_options="default") if tables else empty.empty_table()
-        return table if ERROR_KIND in table.column_names else table.append_column(
-            ERROR_KIND, pa.nulls(table.num_rows, pa.string()))
+        for c in columns:
+            if c not in table.column_names:
+                table = table.append_column(c, pa.nulls(table.num_rows, COLUMN_TYPES[c]))
+        return table
 
     def done_ids(self) -> pa.Array:
         """Ids that need no more work: every row but transient errors, which resume tries again."""
         keys = self.keys()
-        return pc.unique(keys.filter(pc.invert(_is_transient(keys))).column(ID))
+        return pc.unique(keys.filter(pc.invert(transient_rows(keys))).column(ID))
 
     def deduplicate(self) -> int:
         """Keep one row per id: an ok or permanent row over a transient one, else the first; return how many were dropped.
@@ -127,9 +132,7 @@ class RunFolder:
         A retried task can write an id twice, and resume writes a transient error row's id again.
         """
         parts = self.parts()
-        keys = self.keys(parts)
-        ranked = keys.append_column("__transient", flag(_is_transient(keys)))
-        _, dropped = first_of_each(ranked, ID, [("__transient", "ascending"), (_PART, "ascending"), (_ROW, "ascending")])
+        _, dropped = split_duplicates(self.keys(parts))
         for number in pc.unique(dropped.column(_PART)).to_pylist():
             rows = dropped.filter(pc.equal(dropped.column(_PART), number)).column(_ROW)
             table = self.read_part(parts[number])
@@ -140,7 +143,16 @@ class RunFolder:
         return dropped.num_rows
 
 
-def _is_transient(keys: pa.Table) -> pa.ChunkedArray:
+def split_duplicates(keys: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(one row per id of ``keys`` (:meth:`RunFolder.keys`), the one :meth:`RunFolder.deduplicate` keeps;
+    the others): an ok or permanent row over a transient one, else the one of the first part by name."""
+    ranked = keys.append_column("__transient", flag(transient_rows(keys)))
+    kept, dropped = first_of_each(ranked, ID, [("__transient", "ascending"), (_PART, "ascending"), (_ROW, "ascending")])
+    return kept.drop_columns(["__transient"]), dropped
+
+
+def transient_rows(keys: pa.Table) -> pa.ChunkedArray:
+    """Which rows of ``keys`` are transient errors (resume tries their ids again)."""
     return pc.fill_null(pc.equal(keys.column(ERROR_KIND), TRANSIENT), False)
 
 
@@ -163,7 +175,7 @@ def summarize(keys: pa.Table, before: pa.Array) -> dict[str, Any]:
     count = lambda mask: int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0)  # noqa: E731
     return {
         "rows": keys.num_rows, "ok": count(pc.and_(now, pc.invert(failed))), "failed": count(pc.and_(now, failed)),
-        "skipped": count(pc.invert(now)), "transient": count(_is_transient(keys)),
+        "skipped": count(pc.invert(now)), "transient": count(transient_rows(keys)),
         "run_ok": count(pc.invert(failed)), "run_failed": count(failed),
         "audio_s": round(pc.sum(keys.column(DURATION)).as_py() or 0.0, 3),
     }
