@@ -29,9 +29,10 @@ RUN_ID = "run_id"  # the run that wrote the row
 TRANSCRIBED_AT = "transcribed_at"
 
 WORD = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("word", pa.string()), ("probability", pa.float64())])
+SEG_START, SEG_END, SEG_TEXT = "start", "end", "text"  # a segment's contract fields: s, s, its text
 # start, end, text: the contract; the rest nullable, added later (asr_actor/guards.py, asr_actor/words.py)
 SEGMENT = pa.struct([
-    ("start", pa.float64()), ("end", pa.float64()), ("text", pa.string()),
+    (SEG_START, pa.float64()), (SEG_END, pa.float64()), (SEG_TEXT, pa.string()),
     ("avg_logprob", pa.float64()), ("no_speech_prob", pa.float64()), ("compression_ratio", pa.float64()),
     ("words", pa.list_(WORD)),
 ])

@@ -38,9 +38,11 @@ def _transcribe(args: argparse.Namespace) -> int:
     import json
 
     from asr_actor.config import ConfigError, TranscriberConfig, from_mapping
-    from jobs.local_transcribe import expand, transcribe_files
+    from jobs.local_transcribe import check_output_options, expand, file_writer, transcribe_files
     from jobs.manifest import AUDIO_SUFFIXES
+    from jobs.outputs import formats_of
 
+    check_output_options(args.output, args.output_format, args.output_dir)
     _quiet_transformers()
     cfg = from_mapping(TranscriberConfig, {
         "model": {k: v for k, v in {"id": args.model, "device": args.device}.items() if v is not None},
@@ -50,11 +52,12 @@ def _transcribe(args: argparse.Namespace) -> int:
     paths = expand(args.inputs, AUDIO_SUFFIXES)
     if not paths:
         raise ConfigError(f"no audio files in {args.inputs}")
+    files = file_writer(paths, args.output_dir or ".", formats_of(args.output_format)) if args.output_format else None
     if args.output:
         with open(args.output, "w", encoding="utf-8") as out:
-            summary = transcribe_files(cfg, paths, out)
+            summary = transcribe_files(cfg, paths, out, on_row=files)
     else:
-        summary = transcribe_files(cfg, paths, sys.stdout)
+        summary = transcribe_files(cfg, paths, sys.stdout, on_row=files)
     print("summary: " + json.dumps(summary), file=sys.stderr)
     return 0
 
@@ -151,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="transcribe local files or folders in this process (no Ray), one JSON line per file",
         description="Transcribe local audio files (folders are searched for audio by extension) with one "
         "model in this process: windows of all files are packed into full batches. Writes one JSON line "
-        "per file (text, segments, language, duration_s, error) and a summary line on stderr.",
+        "per file (text, segments, language, duration_s, error) and a summary line on stderr; with "
+        "--output-format, also openai-whisper's files DIR/NAME.FORMAT (NAME: the audio file's name without "
+        "its extension; two inputs of the same NAME are refused) for each file that was read.",
     )
     tr.add_argument("inputs", nargs="+", help="audio files or folders")
     tr.add_argument("--model", help="hub id, local folder, fsspec URL or offline:tiny.en (default)")
@@ -160,7 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--task", choices=["transcribe", "translate"], help="default transcribe")
     tr.add_argument("--language", help="language code; default: detected (multilingual) or en")
     tr.add_argument("--long-form", choices=["chunked", "sequential"], help="long-audio algorithm (default chunked)")
-    tr.add_argument("--output", "-o", help="write the JSON lines here instead of stdout")
+    tr.add_argument("--output", "-o", help="write the JSON lines here instead of stdout (FILE.jsonl, .ndjson or no suffix)")
+    # The choices are jobs.outputs.FILE_FORMATS + ALL, written out so --help imports nothing (tests/test_outputs.py checks).
+    tr.add_argument("--output-format", "--output_format", choices=["txt", "srt", "vtt", "tsv", "json", "all"],
+                    help="also write one file per input in this format (all: every one), as openai-whisper does")
+    tr.add_argument("--output-dir", "--output_dir", metavar="DIR",
+                    help="folder (or fsspec URL) for the --output-format files (default: the current folder)")
     tr.set_defaults(handler=_transcribe)
 
     run = sub.add_parser("run", help="run the Ray Data job over a manifest or prefix into a new run folder")
@@ -192,11 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="one table of transcripts: a run's rows, or the current ones of an output root",
         description="SOURCE is a run folder (its rows, one per id) or an output root holding runs (the newest row "
         "per id over every complete run, ok rows over error rows, for the ids still in the newest run's input). "
-        "Writes DEST/part-NNNNN.FORMAT files and prints a JSON line of figures.",
+        "Writes DEST/part-NNNNN.FORMAT files (parquet, jsonl, csv), or one DEST/NAME.FORMAT file per ok row "
+        "(srt, vtt, txt, tsv; NAME: the row's id made a safe file name), and prints a JSON line of figures.",
     )
     ex.add_argument("source", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
     ex.add_argument("--to", required=True, help="destination folder (any fsspec URL or path)")
-    ex.add_argument("--format", choices=["parquet", "jsonl", "csv"], default="parquet")
+    # jobs.export.FORMATS, written out so --help imports nothing (tests/test_outputs.py checks).
+    ex.add_argument("--format", choices=["parquet", "jsonl", "csv", "srt", "vtt", "txt", "tsv"], default="parquet",
+                    help="a table in parts (parquet, jsonl, csv), or one file per ok row (srt, vtt, txt, tsv)")
     ex.set_defaults(handler=_export)
 
     st = sub.add_parser(

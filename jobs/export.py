@@ -5,7 +5,10 @@ transcripts of the bucket, the newest row per id over every complete run, an ok 
 over an error row, for the ids still in the newest run's input listing (an object
 deleted since drops out). Only the runs' Parquet is read, one run at a time, never the
 audio. DEST (any fsspec URL) gets ``part-NNNNN.<format>`` files of at most
-``EXPORT_PART_ROWS`` rows; parts of an earlier, larger export there are removed.
+``EXPORT_PART_ROWS`` rows; parts of an earlier, larger export there are removed. Or,
+with a per-file format (srt, vtt, txt, tsv), one ``DEST/<name>.<format>`` per ok row,
+named after its id (:func:`jobs.output_names.id_names`) and written by
+:mod:`jobs.outputs`; error rows get no file and are counted.
 """
 
 from __future__ import annotations
@@ -13,20 +16,26 @@ from __future__ import annotations
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, redact
-from asr_actor.schema import ID, SEGMENTS
-from jobs import storage
+from asr_actor.schema import ERROR, ID, SEGMENTS
+from jobs import outputs, storage
 from jobs.history import PastRun, complete_runs, newest_rows
+from jobs.output_names import id_names
 from jobs.retry import DEFAULT_RETRY_S
 from jobs.run_folder import RunFolder
 
-FORMATS = ("parquet", "jsonl", "csv")
+TABLE_FORMATS = ("parquet", "jsonl", "csv")
+PER_FILE_FORMATS = ("srt", "vtt", "txt", "tsv")  # of outputs.FILE_FORMATS: one file per row
+FORMATS = (*TABLE_FORMATS, *PER_FILE_FORMATS)
 EXPORT_PART_ROWS = 100_000  # rows per written part
+WRITE_THREADS = 16  # per-file formats: files written at once (object-store PUTs wait on the network)
+FILE_BATCH_ROWS = 1_000  # per-file formats: rows turned into Python objects at a time
 
 
 class ExportError(AsrBatchError):
@@ -64,15 +73,17 @@ def _encode(table: pa.Table, fmt: str) -> bytes:
     return sink.getvalue()
 
 
-def export(source: str, dest: str, fmt: str = "parquet", retry_s: float = DEFAULT_RETRY_S) -> dict[str, Any]:
-    """Write SOURCE's one-row-per-id table to DEST; return the figures."""
-    started = time.perf_counter()
+def selected_rows(source: str, retry_s: float = DEFAULT_RETRY_S) -> pa.Table:
+    """SOURCE's one-row-per-id table, sorted by id: a run folder's rows, or an output root's current ones."""
     folder = RunFolder(source.rstrip("/"), retry_s)
     if folder.exists():
         table = newest_rows([PastRun(folder, "")], prefer_ok=True) or pa.table({ID: pa.array([], pa.string())})
     else:
         table = current_rows(source.rstrip("/"), retry_s)
-    table = table.sort_by([(ID, "ascending")])
+    return table.sort_by([(ID, "ascending")])
+
+
+def _write_parts(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[str, Any]:
     names = []
     for number, lo in enumerate(range(0, max(table.num_rows, 1), EXPORT_PART_ROWS)):
         names.append(f"part-{number:05d}.{fmt}")
@@ -80,5 +91,31 @@ def export(source: str, dest: str, fmt: str = "parquet", retry_s: float = DEFAUL
     for old in storage.list_files(dest, f".{fmt}", retry_s):
         if old.rsplit("/", 1)[-1].startswith("part-") and old.rsplit("/", 1)[-1] not in names:
             storage.remove(old, retry_s)
-    return {"rows": table.num_rows, "parts": len(names), "format": fmt, "to": redact(dest),
-            "wall_s": round(time.perf_counter() - started, 2)}
+    return {"rows": table.num_rows, "parts": len(names)}
+
+
+def _write_files(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[str, Any]:
+    """One file per ok row, named after its id; error rows get none and are counted."""
+    if not table.num_rows:
+        return {"rows": 0, "files": 0, "skipped_errors": 0}
+    rows = table.filter(pc.is_null(table.column(ERROR))).select([ID, SEGMENTS])
+    names = id_names(rows.column(ID).to_pylist())
+
+    def write(item: tuple[dict[str, Any], str]) -> None:
+        outputs.write_row(item[0], dest, item[1], (fmt,), retry_s)
+
+    with ThreadPoolExecutor(WRITE_THREADS) as pool:
+        for lo in range(0, rows.num_rows, FILE_BATCH_ROWS):
+            list(pool.map(write, zip(rows.slice(lo, FILE_BATCH_ROWS).to_pylist(), names[lo : lo + FILE_BATCH_ROWS])))
+    return {"rows": table.num_rows, "files": rows.num_rows, "skipped_errors": table.num_rows - rows.num_rows}
+
+
+def export(source: str, dest: str, fmt: str = "parquet", retry_s: float = DEFAULT_RETRY_S) -> dict[str, Any]:
+    """Write SOURCE's one-row-per-id table to DEST (parts, or one file per ok row); return the figures."""
+    started = time.perf_counter()
+    table = selected_rows(source, retry_s)
+    if fmt in PER_FILE_FORMATS:
+        figures = _write_files(table, dest, fmt, retry_s)
+    else:
+        figures = _write_parts(table, dest, fmt, retry_s)
+    return {**figures, "format": fmt, "to": redact(dest), "wall_s": round(time.perf_counter() - started, 2)}
