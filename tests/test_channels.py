@@ -204,6 +204,19 @@ def test_mix_on_the_call_has_no_channel_and_is_the_downmix_as_before(transcriber
     assert out["text"][0] == " ".join(s["text"] for s in out[SEGMENTS][0]) and "[ch" not in out["text"][0]
 
 
+def test_the_jobs_workers_carry_channels_from_the_cpu_stage_to_the_model(split_transcriber):
+    """The job's CPU stage and model actor as plain objects (no Ray): Arrow tables between them, as Ray moves them."""
+    from jobs.workers import CpuWorker, ModelWorker
+
+    cfg = split_transcriber.config
+    manifest = pa.table({"id": ["call", "bad"], "uri": [str(CALL), str(BAD / "empty.wav")]})
+    prepared = CpuWorker(cfg.audio, split_transcriber.log_mel, chunked=True)(manifest)
+    assert prepared.column(WINDOW_CHANNELS).to_pylist() == [[0, 1], None]
+    rows = ModelWorker(cfg, split_transcriber.log_mel)(prepared).to_pydict()
+    assert rows["error"] == [None, "decode: empty file (0 bytes)"]
+    assert {s[CHANNEL] for s in rows[SEGMENTS][0]} == {0, 1} and rows["text"][0] == _turns_text(rows[SEGMENTS][0])
+
+
 def test_split_with_vad_times_the_right_voice_from_its_speech(offline_model_dir):
     from asr_actor.transcriber import Transcriber
 
