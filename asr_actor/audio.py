@@ -1,7 +1,9 @@
-"""Decode audio bytes to a 16 kHz mono float32 waveform with PyAV.
+"""Decode audio bytes to a 16 kHz mono float32 waveform with PyAV (or one per channel).
 
 Any container and codec FFmpeg reads is accepted (wav, flac, mp3, m4a/AAC, ogg/Opus,
-video files with an audio track), at any rate and channel count. Failure is a value,
+video files with an audio track), at any rate and channel count. Channels are mixed
+down to one, or with ``split_channels`` kept apart (``audio.channels: split``) as the
+rows of a ``[channels, samples]`` array, each resampled as the downmix is. Failure is a value,
 never an exception: a batch of files must survive one bad file, so
 :func:`decode_audio` returns a :class:`DecodedAudio` whose ``error`` names the stage
 and the cause ("decode: no audio stream", "decode: truncated data at 3.20 s"). A
@@ -31,12 +33,12 @@ TRUNCATION_TOLERANCE_FRACTION = 0.02
 class DecodedAudio:
     """A waveform, or the reason there is none."""
 
-    waveform: np.ndarray | None  # float32, mono, SAMPLE_RATE; None on error
+    waveform: np.ndarray | None  # float32 at SAMPLE_RATE: [samples] mono, [channels, samples] split; None on error
     error: str | None = None
 
     @property
     def duration_s(self) -> float:
-        return 0.0 if self.waveform is None else len(self.waveform) / SAMPLE_RATE
+        return 0.0 if self.waveform is None else self.waveform.shape[-1] / SAMPLE_RATE
 
 
 def _fail(reason: str) -> DecodedAudio:
@@ -51,31 +53,45 @@ def _declared_duration_s(container, stream) -> float | None:
     return None
 
 
-def _decode_stream(container, stream, max_samples: int | None, chunks: list[np.ndarray]) -> None:
-    """Append resampled chunks to ``chunks`` (so a failure midway still knows how far it got)."""
+def _resampler(split_channels: bool):
     import av
 
+    if split_channels:  # planar float in the source's layout (the default): one plane per channel
+        return av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
     # format "flt" + layout "mono" is the same downmix and resampling as ``ffmpeg -ac 1
     # -ar 16000`` (openai-whisper) and faster-whisper's decoder, without s16 rounding.
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    return av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+
+
+def _samples(out, split_channels: bool) -> np.ndarray:
+    array = out.to_ndarray()  # planar: [channels, samples]; packed mono: [1, samples]
+    return array if split_channels else array.reshape(-1)
+
+
+def _decode_stream(
+    container, stream, max_samples: int | None, chunks: list[np.ndarray], split_channels: bool = False
+) -> None:
+    """Append resampled chunks to ``chunks`` (so a failure midway still knows how far it got)."""
+    resampler = _resampler(split_channels)
     total = 0
     for frame in container.decode(stream):
         frame.pts = None  # let the resampler count samples; broken pts must not matter
         for out in resampler.resample(frame):
-            chunk = out.to_ndarray().reshape(-1)
+            chunk = _samples(out, split_channels)
             chunks.append(chunk)
-            total += len(chunk)
+            total += chunk.shape[-1]
         if max_samples is not None and total > max_samples:
             return
     for out in resampler.resample(None):
-        chunks.append(out.to_ndarray().reshape(-1))
+        chunks.append(_samples(out, split_channels))
 
 
-def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAudio:
+def decode_audio(data: bytes, max_duration_s: float | None = None, split_channels: bool = False) -> DecodedAudio:
     """Decode ``data`` into 16 kHz mono float32; errors come back in the result.
 
     ``max_duration_s`` rejects longer audio, from the container's declared duration
     when it has one (nothing decoded) and otherwise as soon as decoding passes it.
+    ``split_channels``: a ``[channels, samples]`` waveform instead (a mono file: one row).
     """
     import av
 
@@ -97,18 +113,19 @@ def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAud
         max_samples = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE)
         chunks: list[np.ndarray] = []
         try:
-            _decode_stream(container, stream, max_samples, chunks)
+            _decode_stream(container, stream, max_samples, chunks, split_channels)
         except (av.FFmpegError, ValueError, OSError) as exc:
-            done = sum(len(c) for c in chunks) / SAMPLE_RATE
+            done = sum(c.shape[-1] for c in chunks) / SAMPLE_RATE
             return _fail(f"corrupt or truncated data at {done:.2f} s ({describe(exc)})")
-    waveform = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    if max_samples is not None and len(waveform) > max_samples:
+    waveform = np.concatenate(chunks, axis=-1).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    samples = waveform.shape[-1]  # per channel
+    if max_samples is not None and samples > max_samples:
         return _fail(f"audio is longer than the {max_duration_s:g} s limit")
-    if len(waveform) == 0:
+    if samples == 0:
         return _fail("no audio samples decoded")
     if bad := int(np.count_nonzero(~np.isfinite(waveform))):
         return _fail(f"{bad} samples are NaN or infinite (a broken float encoding)")
-    got = len(waveform) / SAMPLE_RATE
+    got = samples / SAMPLE_RATE
     if declared is not None and got < declared - max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * declared):
         return _fail(f"truncated data at {got:.2f} s (the container declares {declared:.2f} s)")
     return DecodedAudio(waveform=waveform)

@@ -30,6 +30,7 @@ WHISPER_NAMES = {
         "large-v1", "large-v2", "large-v3", "large-v3-turbo")},
     "large": "openai/whisper-large-v3", "turbo": "openai/whisper-large-v3-turbo",
 }
+CHANNELS = ("mix", "split")
 
 
 class ConfigError(AsrBatchError):
@@ -114,9 +115,13 @@ class AudioConfig:
     vad_threshold: float = 0.5  # speech probability of a 32 ms frame that counts as speech
     vad_min_silence_s: float = 2.0  # shorter pauses stay inside the speech around them
     vad_pad_s: float = 0.4  # kept on each side of every stretch of speech
+    # "mix": one downmix of every channel. "split": each channel transcribed on its own (a call
+    # with one speaker per side); segments carry their channel, the text marks each turn.
+    channels: str = "mix"
 
     def __post_init__(self) -> None:
         require(self.vad in VADS, f"audio.vad {self.vad!r} is not one of {VADS}")
+        require(self.channels in CHANNELS, f"audio.channels {self.channels!r} is not one of {CHANNELS}")
         require(0.0 < self.vad_threshold < 1.0, "audio.vad_threshold must be in (0, 1)")
         require(self.vad_min_silence_s >= 0 and self.vad_pad_s >= 0, "audio.vad_min_silence_s and vad_pad_s must be >= 0")
         require(self.max_duration_s is None or self.max_duration_s > 0, "audio.max_duration_s must be > 0")
@@ -135,6 +140,8 @@ class TranscriberConfig:
     def __post_init__(self) -> None:
         require(self.audio.vad == "off" or self.decoding.long_form == "chunked",
                 "audio.vad works on the windows of decoding.long_form: chunked, not sequential long form")
+        require(self.audio.channels == "mix" or self.decoding.long_form == "chunked",
+                "audio.channels: split works on the windows of decoding.long_form: chunked, not sequential long form")
 
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from asr_actor.config import AudioConfig
 from asr_actor.features import LogMel
 from asr_actor.schema import AUDIO, DURATION, ERROR, FEATURES, WAVEFORM, WINDOWS
 from asr_actor.vad import SpeechDetector
-from asr_actor.windows import WINDOW_SAMPLES, plan_speech_windows, plan_windows
+from asr_actor.windows import WINDOW_SAMPLES, Window, plan_speech_windows, plan_windows
 
 
 def batch_size_of(batch: Mapping[str, Any]) -> int:
@@ -47,7 +47,7 @@ def decode_batch(batch: Mapping[str, Any], cfg: AudioConfig) -> dict[str, Any]:
         if cfg.max_bytes is not None and len(data[i]) > cfg.max_bytes:
             errors[i] = f"decode: file is {len(data[i])} bytes, over the {cfg.max_bytes} byte limit"
             continue
-        result = decode_audio(bytes(data[i]), cfg.max_duration_s)
+        result = decode_audio(bytes(data[i]), cfg.max_duration_s, split_channels=cfg.channels == "split")
         waveforms[i], durations[i], errors[i] = result.waveform, result.duration_s, result.error
     out.update({WAVEFORM: waveforms, DURATION: durations, ERROR: errors})
     return out
@@ -63,23 +63,35 @@ def window_batch(
     keeps its waveform and gets no windows: transformers' long-form ``generate`` cuts it.
     With a ``speech`` detector (``audio.vad``) windows cover only its speech: a file
     with none gets zero windows (an empty transcript, no model call).
+    With ``audio.channels: split`` each channel (a row of a ``[channels, samples]``
+    waveform; a 1-D one is channel 0) is windowed on its own, channel by channel, and
+    each window's bounds get its channel as a third column.
     """
     n = batch_size_of(batch)
     out = {k: list(v) for k, v in batch.items()}
     waveforms, errors = column(batch, WAVEFORM, n), column(batch, ERROR, n)
     features, windows = [None] * n, [None] * n
+    split = cfg.channels == "split"
     for i in range(n):
         w = waveforms[i]
         if errors[i] is not None or w is None:
             continue
-        if len(w) > WINDOW_SAMPLES and not windowed_long_form:
+        if w.shape[-1] > WINDOW_SAMPLES and not windowed_long_form:
             continue
-        if speech is None:
-            plan = plan_windows(w, cfg.min_window_s)
-        else:
-            plan = plan_speech_windows(w, speech.spans(w), cfg.min_window_s)
-        windows[i] = np.array([[p.start, p.end] for p in plan], dtype=np.int64).reshape(-1, 2)
-        features[i] = log_mel([w[p.start : p.end] for p in plan])
+        bounds, pieces = [], []
+        for channel, plane in enumerate(np.atleast_2d(w) if split else [w]):
+            for p in _plan(plane, cfg, speech):
+                bounds.append([p.start, p.end, channel] if split else [p.start, p.end])
+                pieces.append(plane[p.start : p.end])
+        windows[i] = np.array(bounds, dtype=np.int64).reshape(-1, 3 if split else 2)
+        features[i] = log_mel(pieces)
         waveforms[i] = None  # the windows carry everything the model needs
     out.update({WAVEFORM: waveforms, FEATURES: features, WINDOWS: windows})
     return out
+
+
+def _plan(waveform: np.ndarray, cfg: AudioConfig, speech: SpeechDetector | None) -> list[Window]:
+    """The windows of one channel: all of it, or only its speech."""
+    if speech is None:
+        return plan_windows(waveform, cfg.min_window_s)
+    return plan_speech_windows(waveform, speech.spans(waveform), cfg.min_window_s)

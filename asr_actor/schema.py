@@ -30,11 +30,12 @@ TRANSCRIBED_AT = "transcribed_at"
 
 WORD = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("word", pa.string()), ("probability", pa.float64())])
 SEG_START, SEG_END, SEG_TEXT = "start", "end", "text"  # a segment's contract fields: s, s, its text
-# start, end, text: the contract; the rest nullable, added later (asr_actor/guards.py, asr_actor/words.py)
+CHANNEL = "channel"  # segment field: the audio channel it was heard on (audio.channels: split); null with mix
+# start, end, text: the contract; the rest nullable, added later (asr_actor/guards.py, asr_actor/words.py, CHANNEL)
 SEGMENT = pa.struct([
     (SEG_START, pa.float64()), (SEG_END, pa.float64()), (SEG_TEXT, pa.string()),
     ("avg_logprob", pa.float64()), ("no_speech_prob", pa.float64()), ("compression_ratio", pa.float64()),
-    ("words", pa.list_(WORD)),
+    ("words", pa.list_(WORD)), (CHANNEL, pa.int32()),
 ])
 OUTPUT_FIELDS = [
     pa.field(ID, pa.string(), nullable=False),
@@ -68,13 +69,14 @@ STAGE_INPUT_COLUMNS = (*MANIFEST_INPUT_COLUMNS, PROMPT)
 
 # --- working columns between stages, never written ---
 AUDIO = "audio"  # bytes of the encoded file
-WAVEFORM = "waveform"  # float32 16 kHz mono samples
+WAVEFORM = "waveform"  # float32 16 kHz samples: mono, or [channels, samples] with audio.channels: split
 FEATURES = "features"  # [n_windows, n_mels, frames] float32 log-mel (0 windows: no speech); None = long-form or error
-WINDOWS = "windows"  # [n_windows, 2] int64 sample bounds [start, end)
+WINDOWS = "windows"  # [n_windows, 2] int64 sample bounds [start, end); split: [n_windows, 3], the channel third
 WORKING_COLUMNS = (AUDIO, WAVEFORM, FEATURES, WINDOWS)  # dropped from the output rows
 # The same arrays as plain Arrow columns, to cross Ray stages without conversion (jobs.wire).
 FEATURE_BYTES = "features_f32"  # raw float32 bytes of FEATURES
-WINDOW_BOUNDS = "window_bounds"  # WINDOWS flattened
+WINDOW_BOUNDS = "window_bounds"  # WINDOWS' start and end, flattened
+WINDOW_CHANNELS = "window_channels"  # WINDOWS' channel column; only with audio.channels: split
 WAVE_BYTES = "waveform_f32"  # raw float32 bytes of WAVEFORM
 
 # Arrow type of every column the stages make: an all-null batch must not come out as a
@@ -83,6 +85,7 @@ COLUMN_TYPES: Mapping[str, pa.DataType] = {
     **{f.name: f.type for f in OUTPUT_FIELDS},
     TASK: pa.string(), PROMPT: pa.string(), SIZE: pa.int64(), ETAG: pa.string(), REASON: pa.string(), ATTEMPT: pa.int32(),
     FEATURE_BYTES: pa.binary(), WAVE_BYTES: pa.binary(), WINDOW_BOUNDS: pa.list_(pa.int64()),
+    WINDOW_CHANNELS: pa.list_(pa.int32()),
 }
 
 

@@ -1,4 +1,9 @@
-"""Timestamped segments: from ``generate``'s raw segments to file time, and a file's transcript."""
+"""Timestamped segments: from ``generate``'s raw segments to file time, and a file's transcript.
+
+With ``audio.channels: split`` every segment knows its channel; a file's transcript is
+then the segments of all channels by start time, each turn (a run of segments of one
+channel) opened by its mark, ``[ch0] Hello there. [ch1] Hi. [ch0] How can I help?``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from asr_actor.guards import Signals
+from asr_actor.schema import CHANNEL
 from asr_actor.words import Word, to_words
+
+CHANNEL_MARK = "[ch{}]"  # opens each channel's turn in a split file's text; Whisper's normalizer drops [...]
 
 
 @dataclass(frozen=True)
@@ -30,13 +38,17 @@ class Segment:
     no_speech_prob: float | None = None
     compression_ratio: float | None = None
     words: tuple[Word, ...] | None = None  # with decoding.word_timestamps
+    channel: int | None = None  # with audio.channels: split
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        out = {
             "start": self.start, "end": self.end, "text": self.text, "avg_logprob": self.avg_logprob,
             "no_speech_prob": self.no_speech_prob, "compression_ratio": self.compression_ratio,
             "words": None if self.words is None else [w.as_dict() for w in self.words],
         }
+        if self.channel is not None:  # absent is null in Arrow; mix mode's JSON lines stay as they were
+            out[CHANNEL] = self.channel
+        return out
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
@@ -49,12 +61,14 @@ def to_segments(
     offset_s: float,
     limit_s: float,
     text_token_limit: int,
+    channel: int | None = None,
 ) -> list[Segment]:
     """Decode each raw segment's text and shift it by ``offset_s`` (where its input starts).
 
     Times are clamped to ``[0, limit_s]`` of the input (Whisper may stamp the end of the
     padding) and kept in order; segments with no text are dropped. Token ids at or above
-    ``text_token_limit`` (timestamps, specials) are not words.
+    ``text_token_limit`` (timestamps, specials) are not words. ``channel``: the input's
+    channel (``audio.channels: split``), given to every segment.
     """
     out: list[Segment] = []
     floor = 0.0
@@ -72,13 +86,26 @@ def to_segments(
         out.append(Segment(
             round(float(offset_s + start), 3), round(float(offset_s + end), 3), text,
             _rounded(sig.avg_logprob) if sig else None, _rounded(sig.no_speech_prob) if sig else None,
-            _rounded(sig.compression_ratio) if sig else None, words,
+            _rounded(sig.compression_ratio) if sig else None, words, channel,
         ))
         floor = end
     return out
 
 
 def stitch(windows: Sequence[Sequence[Segment]]) -> tuple[str, list[Segment]]:
-    """One transcript and its segments from a file's windows, in order."""
+    """One transcript and its segments from a file's windows, in order.
+
+    Segments with a channel (split audio) are ordered by start time over all channels,
+    and each channel's turn in the text starts with its :data:`CHANNEL_MARK`.
+    """
     segments = [seg for window in windows for seg in window]
-    return " ".join(seg.text for seg in segments), segments
+    if all(seg.channel is None for seg in segments):
+        return " ".join(seg.text for seg in segments), segments
+    segments.sort(key=lambda seg: (seg.start, seg.channel))  # stable: a channel's own order stays
+    parts, turn = [], None
+    for seg in segments:
+        if seg.channel != turn:
+            parts.append(CHANNEL_MARK.format(seg.channel))
+            turn = seg.channel
+        parts.append(seg.text)
+    return " ".join(parts), segments

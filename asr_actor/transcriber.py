@@ -6,7 +6,8 @@ encoded ``audio`` bytes, a decoded ``waveform``, or the ``windows`` and ``featur
 of the CPU work (:mod:`asr_actor.preprocess`). Windows of every file in the batch are
 packed into full model batches; each file's windows are stitched back into one row
 with ``text``, ``segments``, ``language``, ``duration_s`` and ``error``. A bad row
-never disturbs the others.
+never disturbs the others. With ``audio.channels: split`` a file's windows are those
+of every channel; each segment keeps its window's channel.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from asr_actor.audio import SAMPLE_RATE
 from asr_actor.config import OFFLINE_MODEL_ID, TASKS, TranscriberConfig
@@ -92,8 +95,8 @@ class Transcriber:
         if AUDIO in out and WAVEFORM not in out and FEATURES not in out:
             out = decode_batch(out, self.config.audio)
         n = batch_size_of(out)
-        if DURATION not in out:
-            out[DURATION] = [0.0 if w is None else len(w) / SAMPLE_RATE for w in column(out, WAVEFORM, n)]
+        if DURATION not in out:  # samples per channel
+            out[DURATION] = [0.0 if w is None else np.shape(w)[-1] / SAMPLE_RATE for w in column(out, WAVEFORM, n)]
         if FEATURES not in out:
             chunked = self.config.decoding.long_form == "chunked"
             out = window_batch(out, self.config.audio, self.log_mel, chunked, self.speech)
@@ -136,7 +139,8 @@ class Transcriber:
         return _Row(task=task, language=language, prompt=prompt)
 
     def _detect(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
-        """Detect the language of multilingual rows that have none, from their first window."""
+        """Detect the language of multilingual rows that have none, from their first window
+        (split audio: channel 0's first, or that of the first channel with a window)."""
         features = batch[FEATURES]
         need = [i for i, r in enumerate(rows) if r.error is None and r.language is None
                 and (features[i] is None or len(features[i]))]  # zero windows (no speech): nothing to detect
@@ -158,9 +162,9 @@ class Transcriber:
         for i, row in enumerate(rows):
             if row.error is None and batch[FEATURES][i] is not None:
                 row.windows = []  # stays empty when the VAD found no speech
-                for w, (start, end) in enumerate(batch[WINDOWS][i]):
-                    feats = batch[FEATURES][i][w]
-                    reqs.append(WindowRequest(feats, row.task, row.language, row.prompt, (end - start) / SAMPLE_RATE))
+                for w, bounds in enumerate(batch[WINDOWS][i]):
+                    feats, seconds = batch[FEATURES][i][w], (bounds[1] - bounds[0]) / SAMPLE_RATE
+                    reqs.append(WindowRequest(feats, row.task, row.language, row.prompt, seconds))
                     owners.append((i, w))
         per_row: dict[int, list] = {}
         for (i, w), raw in zip(owners, decode_windows(self.loaded, reqs, self.config.decoding, self.on_windows)):
@@ -171,12 +175,15 @@ class Transcriber:
                 rows[i].error = failed[0]
                 continue
             bounds = batch[WINDOWS][i]
-            rows[i].windows = [
-                to_segments(raw, self._decode_text, bounds[w][0] / SAMPLE_RATE, (bounds[w][1] - bounds[w][0]) / SAMPLE_RATE,
-                            self._text_limit)
-                for w, raw in sorted(parts, key=lambda p: p[0])
-            ]
+            rows[i].windows = [self._window_segments(raw, bounds[w]) for w, raw in sorted(parts, key=lambda p: p[0])]
         return len(reqs)
+
+    def _window_segments(self, raw, bounds) -> list[Segment]:
+        """A window's segments in file time; ``bounds``: start, end (samples) and, split, the channel."""
+        start, end = int(bounds[0]), int(bounds[1])
+        channel = int(bounds[2]) if len(bounds) > 2 else None
+        return to_segments(raw, self._decode_text, start / SAMPLE_RATE, (end - start) / SAMPLE_RATE, self._text_limit,
+                           channel)
 
     def _decode_text(self, ids: list[int]) -> str:
         return self.loaded.processor.tokenizer.decode(ids, skip_special_tokens=True)

@@ -48,6 +48,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         "model": {k: v for k, v in {"id": args.model, "device": args.device}.items() if v is not None},
         "decoding": {k: v for k, v in {"batch_size": args.batch_size, "task": args.task,
                                        "language": args.language, "long_form": args.long_form}.items() if v is not None},
+        "audio": {"channels": args.channels} if args.channels is not None else {},
     })
     paths = expand(args.inputs, AUDIO_SUFFIXES)
     if not paths:
@@ -165,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--task", choices=["transcribe", "translate"], help="default transcribe")
     tr.add_argument("--language", help="language code; default: detected (multilingual) or en")
     tr.add_argument("--long-form", choices=["chunked", "sequential"], help="long-audio algorithm (default chunked)")
+    tr.add_argument("--channels", choices=["mix", "split"],
+                    help="mix (default): one downmix; split: each channel on its own, segments marked with it")
     tr.add_argument("--output", "-o", help="write the JSON lines here instead of stdout (FILE.jsonl, .ndjson or no suffix)")
     # The choices are jobs.outputs.FILE_FORMATS + ALL, written out so --help imports nothing (tests/test_outputs.py checks).
     tr.add_argument("--output-format", "--output_format", choices=["txt", "srt", "vtt", "tsv", "json", "all"],

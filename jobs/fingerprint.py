@@ -20,6 +20,7 @@ from asr_actor.model_plan import ModelPlan
 _SPEED_ONLY = {"batch_size"}  # decoding options that do not change a transcript
 _ONLY_WHEN_SET = {"initial_prompt"}  # decoding options hashed only when set: runs without keep their hash
 _VAD = ("vad", "vad_threshold", "vad_min_silence_s", "vad_pad_s")  # hashed only when on: runs without keep their hash
+_SPLIT = ("channels",)  # hashed only when split: mixed runs keep their hash
 
 
 def fingerprint_inputs(cfg: TranscriberConfig, plan: ModelPlan) -> dict[str, Any]:
@@ -29,7 +30,9 @@ def fingerprint_inputs(cfg: TranscriberConfig, plan: ModelPlan) -> dict[str, Any
         "features": dataclasses.asdict(plan.log_mel),
         "decoding": {k: v for k, v in dataclasses.asdict(cfg.decoding).items()
                      if k not in _SPEED_ONLY and not (k in _ONLY_WHEN_SET and v is None)},
-        "audio": {k: getattr(cfg.audio, k) for k in ("min_window_s", "max_duration_s", *(_VAD if cfg.audio.vad != "off" else ()))},
+        "audio": {k: getattr(cfg.audio, k) for k in ("min_window_s", "max_duration_s",
+                                                     *(_VAD if cfg.audio.vad != "off" else ()),
+                                                     *(_SPLIT if cfg.audio.channels != "mix" else ()))},
     }))
 
 

@@ -47,7 +47,8 @@ class CpuWorker:
         if self.idle_priority:
             lower_cpu_priority()  # every call: Ray Data may run calls on a thread of its own
         out = decode_batch(fetch_batch(batch.to_pydict(), self.audio, self.retry_s), self.audio)
-        return as_table(wire.pack(window_batch(out, self.audio, self.log_mel, self.chunked, self.speech)))
+        windows = window_batch(out, self.audio, self.log_mel, self.chunked, self.speech)
+        return as_table(wire.pack(windows, split_channels=self.audio.channels == "split"))
 
 
 class ModelWorker:

@@ -9,11 +9,16 @@ sox builds the pauses. The output is committed: tests need none of these tools.
     apt-get install festival festvox-us-slt-hts ffmpeg sox
     python scripts/make_fixtures.py            # writes tests/data/{good,bad,nonspeech}
     python scripts/make_fixtures.py --only quality   # just the quality fixtures, the rest untouched
+    python scripts/make_fixtures.py --only channels  # just tests/data/channels/, from the committed good/ files
 
 Quality fixtures (issue 13): an 8 kHz recording, speech with a long silence inside, speech
 under room noise, each with ``NAME.words.tsv`` (festival's own word timings: word, start
 s, end s), and ``nonspeech/``: white noise, music-like tones and room tone, which must
 give empty transcripts.
+
+Channel fixture (issue 14, ``audio.channels: split``): ``channels/``, a stereo call made
+from two committed good fixtures, one voice per side, the second starting while the
+first still speaks; ``NAME.chN.txt`` is the reference of channel N.
 """
 
 from __future__ import annotations
@@ -217,6 +222,29 @@ def write_quality(good: Path, nonspeech: Path, tmp: Path) -> None:
     encode(joined, nonspeech / "tones_8s.ogg", ["-ar", "48000", "-ac", "1", "-c:a", "libopus", "-b:a", "32k"])
 
 
+# name -> (left file, right file, s of silence before the right one starts), all from good/
+CHANNELS = {"overlap_stereo.flac": ("flac16k_mono.flac", "mp3_22k_mono.mp3", 2.0)}
+
+
+def write_channels(good: Path, channels: Path, tmp: Path) -> None:
+    """Two voices that talk over each other, one per side of a 16 kHz stereo FLAC."""
+    for name, (left, right, delay_s) in CHANNELS.items():
+        sides = []
+        for i, (src, pad) in enumerate(((left, 0.0), (right, delay_s))):
+            mono = tmp / f"side{i}.wav"
+            run("ffmpeg", "-y", "-loglevel", "error", "-i", str(good / src), "-ar", "16000", "-ac", "1",
+                "-c:a", "pcm_s16le", str(mono))
+            padded = tmp / f"side{i}.pad.wav"
+            run("sox", str(mono), str(padded), "pad", str(pad))
+            sides.append(str(padded))
+        joined = tmp / "stereo.wav"
+        run("sox", "-M", *sides, str(joined))  # one input per channel, the shorter padded with silence
+        encode(joined, channels / name, ["-ar", "16000", "-ac", "2", "-c:a", "flac"])
+        for ch, src in enumerate((left, right)):
+            (channels / name).with_suffix(f".ch{ch}.txt").write_text(
+                (good / src).with_suffix(".txt").read_text(encoding="utf-8"), encoding="utf-8")
+
+
 def write_bad(good: Path, bad: Path, tmp: Path) -> None:
     """Inputs the job must turn into error rows (or empty transcripts), never crashes."""
     (bad / "empty.wav").write_bytes(b"")
@@ -236,20 +264,27 @@ def write_bad(good: Path, bad: Path, tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "tests" / "data")
-    parser.add_argument("--only", choices=["quality"], help="write only these fixtures, leave the others as they are")
+    parser.add_argument("--only", choices=["quality", "channels"],
+                        help="write only these fixtures, leave the others as they are")
     args = parser.parse_args()
-    for tool in ("text2wave", "festival", "ffmpeg", "sox"):
+    tools = ("ffmpeg", "sox") if args.only == "channels" else ("text2wave", "festival", "ffmpeg", "sox")
+    for tool in tools:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found: apt-get install festival festvox-us-slt-hts ffmpeg sox")
     good, bad, nonspeech = args.out / "good", args.out / "bad", args.out / "nonspeech"
-    for d in (nonspeech,) if args.only else (good, bad, nonspeech):
+    channels = args.out / "channels"
+    fresh = {None: (good, bad, nonspeech, channels), "quality": (nonspeech,), "channels": (channels,)}[args.only]
+    for d in fresh:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         if not args.only:
             write_good(good, Path(tmp))
             write_bad(good, bad, Path(tmp))
-        write_quality(good, nonspeech, Path(tmp))
+        if args.only != "channels":
+            write_quality(good, nonspeech, Path(tmp))
+        if args.only in (None, "channels"):
+            write_channels(good, channels, Path(tmp))
     print(args.out)
 
 
