@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -182,28 +183,32 @@ def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, ta
     # A lost actor is either restarted in place by Ray (actor_restarts) or fails the attempt,
     # which the driver recovers from (_execute); its tasks follow the same rule.
     restarts = {"max_restarts": cfg.ray.actor_restarts, "max_task_retries": 0 if cfg.ray.actor_restarts == 0 else -1}
-    st, log_mel = stages, checked.plan.log_mel
-    ds = _source(p.todo, st.prepare.batch_size)
-    ds = ds.map_batches(
-        CpuWorker, batch_size=st.prepare.batch_size, batch_format="pyarrow",
-        fn_constructor_kwargs={"audio": cfg.audio, "log_mel": log_mel, "chunked": cfg.decoding.long_form == "chunked",
-                               "idle_priority": st.prepare.idle_priority, "retry_s": cfg.storage.retry_s},
-        compute=ActorPoolStrategy(min_size=1, max_size=st.prepare.concurrency), num_cpus=st.prepare.num_cpus,
-        **restarts,
-    )
-    ds = ds.map_batches(
-        ModelWorker, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
-        fn_constructor_kwargs={"transcriber_config": checked.transcriber_config(cfg), "log_mel": log_mel, "tally": tally},
-        compute=ActorPoolStrategy(min_size=st.transcribe.min_actors, max_size=st.transcribe.max_actors),
-        num_gpus=st.transcribe.num_gpus or None, num_cpus=st.transcribe.num_cpus, **restarts,
-    )
-    stamp = {MODEL: cfg.model.id, FINGERPRINT: p.fingerprint, RUN_ID: p.run_id}
-    return ds.map_batches(
-        PartWriter, batch_size=st.write.batch_size, batch_format="pyarrow",
-        fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp,
-                               "retry_s": cfg.storage.retry_s},
-        compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=st.write.num_cpus, **restarts,
-    )
+    # Ray 2.60 deprecates passing max_restarts/max_task_retries through map_batches' **ray_remote_args
+    # but has no named parameter for them yet; its warning would print on every run.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        st, log_mel = stages, checked.plan.log_mel
+        ds = _source(p.todo, st.prepare.batch_size)
+        ds = ds.map_batches(
+            CpuWorker, batch_size=st.prepare.batch_size, batch_format="pyarrow",
+            fn_constructor_kwargs={"audio": cfg.audio, "log_mel": log_mel, "chunked": cfg.decoding.long_form == "chunked",
+                                   "idle_priority": st.prepare.idle_priority, "retry_s": cfg.storage.retry_s},
+            compute=ActorPoolStrategy(min_size=1, max_size=st.prepare.concurrency), num_cpus=st.prepare.num_cpus,
+            **restarts,
+        )
+        ds = ds.map_batches(
+            ModelWorker, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
+            fn_constructor_kwargs={"transcriber_config": checked.transcriber_config(cfg), "log_mel": log_mel, "tally": tally},
+            compute=ActorPoolStrategy(min_size=st.transcribe.min_actors, max_size=st.transcribe.max_actors),
+            num_gpus=st.transcribe.num_gpus or None, num_cpus=st.transcribe.num_cpus, **restarts,
+        )
+        stamp = {MODEL: cfg.model.id, FINGERPRINT: p.fingerprint, RUN_ID: p.run_id}
+        return ds.map_batches(
+            PartWriter, batch_size=st.write.batch_size, batch_format="pyarrow",
+            fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp,
+                                   "retry_s": cfg.storage.retry_s},
+            compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=st.write.num_cpus, **restarts,
+        )
 
 
 def _stream(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, progress: Progress, tally: Any,

@@ -97,7 +97,9 @@ class Progress:
         if self._bar is not None:
             self._bar.n = self.done
             failed = f", {c.failed} failed" if c.failed else ""
-            self._bar.set_postfix_str(f"{c.audio_s / 3600:.2f} h audio, {c.windows} windows{failed}", refresh=False)
+            wall = time.monotonic() - self.started
+            rtfx = f", RTFx {c.audio_s / wall:.1f}" if c.audio_s and wall else ""
+            self._bar.set_postfix_str(f"{c.audio_s / 3600:.2f} h audio, {c.windows} windows{rtfx}{failed}", refresh=False)
             self._bar.refresh()
             return
         state = (self.done, c.failed, c.windows)
@@ -143,16 +145,21 @@ class TallyReader:
         self._thread.start()
 
     def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._drain()
+
+    def _drain(self) -> None:
         import ray
 
-        while not self._stop.wait(self.poll_s):
-            try:
-                count = ray.get(self.tally.take.remote(), timeout=max(self.poll_s * 5, 5.0))
-            except Exception:  # noqa: BLE001 - a lost tally only costs the window count, never the run
-                continue
-            if count:
-                self.progress.windows(count)
+        try:
+            count = ray.get(self.tally.take.remote(), timeout=max(self.poll_s * 5, 5.0))
+        except Exception:  # noqa: BLE001 - a lost tally only costs the window count, never the run
+            return
+        if count:
+            self.progress.windows(count)
 
     def stop(self) -> None:
+        """Stop polling, after taking what the last model calls reported."""
         self._stop.set()
         self._thread.join()
+        self._drain()

@@ -38,8 +38,6 @@ def init_ray(cfg: RayConfig, verbose: bool = False) -> bool:
     if ray.is_initialized():
         return not address
     level = logging.INFO if verbose else logging.ERROR
-    if not verbose:
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the C++ core's lines (core_worker.cc: ...)
     if address:
         ray.init(address=address, log_to_driver=verbose, logging_level=level)
     else:

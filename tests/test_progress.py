@@ -1,11 +1,20 @@
-"""The progress display: plain lines off a terminal, a tqdm bar on one, and the ETA (pure logic, real clock)."""
+"""The progress display: plain lines off a terminal, a tqdm bar on one, the ETA (pure logic, real clock);
+and a real job's stderr off a terminal (a real local Ray, the real tiny.en)."""
 
 from __future__ import annotations
 
 import io
+import json
+import re
+import subprocess
+import sys
 import time
 
+import pytest
+
+from conftest import GOOD
 from jobs.progress import Progress
+from servers import job_env, ray_stop
 
 
 class _Tty(io.StringIO):
@@ -45,4 +54,31 @@ def test_a_terminal_gets_one_bar_redrawn_in_place():
     p.windows(3)
     p.close()
     text = out.getvalue()
-    assert "\r" in text and "2/5" in text and "2.00 h audio, 3 windows, 1 failed" in text and "progress:" not in text
+    assert "\r" in text and "2/5" in text and "2.00 h audio, 3 windows, RTFx " in text and ", 1 failed" in text
+    assert "progress:" not in text
+
+
+@pytest.mark.slow
+def test_a_run_off_a_terminal_shows_progress_before_it_ends_and_no_ray_chatter(asr_cache, offline_model_dir, tmp_path):
+    from asr_actor.audio import decode_audio
+    from asr_actor.windows import plan_windows
+
+    files = [GOOD / "long_pauses.ogg", GOOD / "wav8k_mono.wav"]  # 8 + 1 windows, 2 per generate call: 5 calls
+    total = sum(len(plan_windows(decode_audio(p.read_bytes()).waveform, 20.0)) for p in files)
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"id": p.stem, "uri": str(p)}) + "\n" for p in files))
+    env = job_env({}, asr_cache)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "configs/local.yaml", "--input",
+                               str(tmp_path / "m.jsonl"), "--output", str(tmp_path / "runs"), "--run-id", "p",
+                               "--set", "decoding.batch_size=2", "--set", "progress_s=0"],
+                              env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        ray_stop(env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    progress = [line for line in lines if line.startswith("progress: ")]
+    windows = [int(re.search(r", (\d+) windows", line).group(1)) for line in progress]
+    assert progress[0].startswith("progress: 0/2 files") and 0 < windows[0] < total  # the model is still at work
+    assert windows == sorted(windows) and progress[-1].startswith("progress: 2/2 files") and windows[-1] == total
+    assert lines[0].startswith("run ") and lines[-1].startswith("summary: ") and lines[-2] == progress[-1]
+    assert len(lines) == len(progress) + 2, lines  # Ray's own lines (INFO, warnings, its bars) stay out of the terminal
