@@ -41,6 +41,12 @@ def _wait_port(port: int, timeout_s: float = 30.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
+def _forget_s3_clients() -> None:
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
 @contextmanager
 def s3_server(port: int | None = None) -> Iterator[dict[str, str]]:
     """Start moto_server on a free (or the given) loopback port; yield the AWS environment for it."""
@@ -51,6 +57,7 @@ def s3_server(port: int | None = None) -> Iterator[dict[str, str]]:
     )
     try:
         _wait_port(port)
+        _forget_s3_clients()  # s3fs keeps one client per set of options: one made for an earlier server is stale
         yield {
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
             "AWS_ACCESS_KEY_ID": S3_KEY_ID,
