@@ -79,7 +79,7 @@ def _read_record(uri: str, retry_s: float) -> dict[str, Any] | None:
         return None
 
 
-def _dead_here(held: dict[str, Any]) -> bool:
+def owner_dead_here(held: dict[str, Any]) -> bool:
     """Whether the lock's owner ran on this machine and its process no longer exists."""
     if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
         return False
@@ -116,7 +116,7 @@ class RootLock:
                 continue  # released between our try and our read: try again
             age = _now() - float(held.get("heartbeat", 0))
             who = f"run {held.get('run_id')} on {held.get('host')} (pid {held.get('pid')})"
-            if _dead_here(held):  # its process on this machine is gone (killed): no need to wait out the TTL
+            if owner_dead_here(held):  # its process on this machine is gone (killed): no need to wait out the TTL
                 storage.remove(self.uri, self.retry_s)
                 continue
             if age < self.ttl_s:

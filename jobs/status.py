@@ -37,7 +37,7 @@ from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import DURATION, ID, TRANSCRIBED_AT
 from jobs import storage
 from jobs.error_causes import top_causes
-from jobs.lock import read_lock
+from jobs.lock import owner_dead_here, read_lock
 from jobs.retry import DEFAULT_RETRY_S
 from jobs.run_folder import RUN_JSON, SUCCESS, RunFolder, split_duplicates, summarize
 
@@ -79,12 +79,13 @@ def _ttl_s(record: dict[str, Any]) -> float:
 
 
 def lock_figures(held: dict[str, Any] | None, ttl_s: float, now: datetime) -> dict[str, Any] | None:
-    """The lock record's owner and age (its token is not shown); ``live``: younger than ``ttl_s``."""
+    """The lock record's owner and age (its token is not shown); ``live``: younger than ``ttl_s`` and, when
+    its owner ran on this machine, that process still exists (a job killed here left its lock behind)."""
     if held is None:
         return None
     age = now.timestamp() - float(held.get("heartbeat", 0))
     return {"run_id": held.get("run_id"), "host": held.get("host"), "pid": held.get("pid"),
-            "heartbeat_age_s": round(age, 1), "ttl_s": ttl_s, "live": age < ttl_s}
+            "heartbeat_age_s": round(age, 1), "ttl_s": ttl_s, "live": age < ttl_s and not owner_dead_here(held)}
 
 
 def _root_lock(root: str, now: datetime, retry_s: float) -> dict[str, Any] | None:

@@ -96,6 +96,17 @@ def ray_stop(env: dict[str, str]) -> None:
     subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
+def run_local_job(cache: Path, manifest: Path, output: Path, run_id: str, *sets: str) -> subprocess.CompletedProcess:
+    """``asr-batch run configs/local.yaml`` over ``manifest`` with ``--set`` overrides, on a local Ray stopped after."""
+    env = job_env({}, cache)
+    args = ["run", "configs/local.yaml", "--input", str(manifest), "--output", str(output), "--run-id", run_id]
+    try:
+        return subprocess.run([sys.executable, "-m", "jobs.cli", *args, *(x for s in sets for x in ("--set", s))],
+                              env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        ray_stop(env)
+
+
 @contextmanager
 def ray_head(env: dict[str, str], num_cpus: int = 4) -> Iterator[str]:
     """``ray start --head`` on loopback with a dashboard (job submission); yield its address."""

@@ -273,3 +273,21 @@ def test_segment_channel_is_a_nullable_int32_at_the_end_of_the_struct():
 
     field = SEGMENT.field(SEGMENT.num_fields - 1)
     assert (field.name, field.type, field.nullable) == (CHANNEL, pa.int32(), True)
+
+
+@pytest.mark.slow
+def test_the_job_splits_channels_across_its_ray_stages(asr_cache, offline_model_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    from servers import run_local_job
+
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"id": p.stem, "uri": str(p)}) + "\n" for p in (CALL, MONO)))
+    proc = run_local_job(asr_cache, tmp_path / "m.jsonl", tmp_path / "runs", "s", "audio.channels=split", "audio.vad=silero")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["id"]: r for r in pq.read_table(tmp_path / "runs/s/data").to_pylist()}
+    call = rows[CALL.stem]
+    for channel, reference in enumerate(REFERENCES):
+        heard = " ".join(s["text"] for s in call["segments"] if s[CHANNEL] == channel)
+        assert word_errors(reference, heard).wer <= 0.2, (channel, heard)
+    assert [s["start"] for s in call["segments"]] == sorted(s["start"] for s in call["segments"])
+    assert {s[CHANNEL] for s in rows[MONO.stem]["segments"]} == {0} and call["duration_s"] == pytest.approx(7.8, abs=0.1)

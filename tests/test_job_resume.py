@@ -78,6 +78,10 @@ def test_kill_anywhere_then_resume_gives_each_id_once(point, env, tmp_path):
     assert not (run / "_SUCCESS").exists()
     before = _ids_in(run)
     assert len(before) < len(ids)
+    killed = subprocess.run(_cli("status", str(run), "--json"), env=env, capture_output=True, text=True, timeout=120)
+    figures = json.loads(killed.stdout)  # what a user asks of the killed run: from its folder alone
+    assert figures["state"] == "incomplete" and figures["resume"].startswith(f"asr-batch resume {run}")
+    assert figures["ok"] + figures["failed"] == len(set(before)) and figures["remaining"] == len(ids) - len(set(before))
 
     done = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -91,6 +95,9 @@ def test_kill_anywhere_then_resume_gives_each_id_once(point, env, tmp_path):
     again = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and sorted(_ids_in(run)) == sorted(ids)
     assert f"{len(ids)} already done, 0 to do" in again.stderr
+    finished = json.loads(subprocess.run(_cli("status", str(tmp_path / "runs"), "--json"), env=env, capture_output=True,
+                                         text=True, timeout=120).stdout)
+    assert [(r["run_id"], r["state"], r["remaining"]) for r in finished["runs"]] == [("nightly", "complete", 0)]
 
 
 def test_resume_refuses_settings_that_change_the_transcripts(env, offline_model_dir, tmp_path):

@@ -6,15 +6,13 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 
 from conftest import GOOD
 from jobs.progress import Progress
-from servers import job_env, ray_stop
+from servers import run_local_job
 
 
 class _Tty(io.StringIO):
@@ -66,14 +64,7 @@ def test_a_run_off_a_terminal_shows_progress_before_it_ends_and_no_ray_chatter(a
     files = [GOOD / "long_pauses.ogg", GOOD / "wav8k_mono.wav"]  # 8 + 1 windows, 2 per generate call: 5 calls
     total = sum(len(plan_windows(decode_audio(p.read_bytes()).waveform, 20.0)) for p in files)
     (tmp_path / "m.jsonl").write_text("".join(json.dumps({"id": p.stem, "uri": str(p)}) + "\n" for p in files))
-    env = job_env({}, asr_cache)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "configs/local.yaml", "--input",
-                               str(tmp_path / "m.jsonl"), "--output", str(tmp_path / "runs"), "--run-id", "p",
-                               "--set", "decoding.batch_size=2", "--set", "progress_s=0"],
-                              env=env, capture_output=True, text=True, timeout=600)
-    finally:
-        ray_stop(env)
+    proc = run_local_job(asr_cache, tmp_path / "m.jsonl", tmp_path / "runs", "p", "decoding.batch_size=2", "progress_s=0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stderr.splitlines()
     progress = [line for line in lines if line.startswith("progress: ")]

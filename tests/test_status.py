@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -85,6 +87,10 @@ def test_a_killed_run_is_incomplete_and_says_how_to_resume(tmp_path):
         stale = status(folder.uri)
         assert stale["state"] == "incomplete" and stale["lock"]["live"] is False and stale["lock"]["run_id"] == "n2"
         assert stale["resume"] == f"asr-batch resume {folder.uri} --break-lock"
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        (tmp_path / "_LOCK").write_text(json.dumps({**held, "pid": int(gone.stdout)}))  # killed here a moment ago
+        killed = status(folder.uri)
+        assert killed["state"] == "incomplete" and killed["lock"]["live"] is False  # fresh heartbeat, dead owner
     finally:
         lock.release()
 

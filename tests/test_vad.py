@@ -8,8 +8,6 @@ use the real silero-vad model and the real converted tiny.en on the committed fi
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -20,7 +18,7 @@ from asr_actor.config import AudioConfig, ConfigError, DecodingConfig, ModelConf
 from asr_actor.vad import SpeechDetector
 from asr_actor.windows import WINDOW_SAMPLES, plan_speech_windows, plan_windows
 from conftest import DATA, GOOD
-from servers import job_env, ray_stop
+from servers import run_local_job
 
 S = SAMPLE_RATE
 NONSPEECH = sorted((DATA / "nonspeech").iterdir())
@@ -108,13 +106,7 @@ def test_the_job_runs_the_vad_in_its_cpu_stage_and_row_prompts_in_the_model(asr_
     prompts = [None, None, "Help desk, printer, floor."]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps({"id": p.stem, "uri": str(p), "prompt": q}) + "\n"
                                               for p, q in zip(files, prompts)))
-    env = job_env({}, asr_cache)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "configs/local.yaml", "--input",
-                               str(tmp_path / "m.jsonl"), "--output", str(tmp_path / "runs"), "--run-id", "v",
-                               "--set", "audio.vad=silero"], env=env, capture_output=True, text=True, timeout=600)
-    finally:
-        ray_stop(env)
+    proc = run_local_job(asr_cache, tmp_path / "m.jsonl", tmp_path / "runs", "v", "audio.vad=silero")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("done: 3 ok, 0 failed")
     rows = {r["id"]: r for r in pq.read_table(tmp_path / "runs/v/data").to_pylist()}
