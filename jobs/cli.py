@@ -132,6 +132,13 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_flags(command: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``resume`` share: the lock, Ray's own output, the handler."""
+    command.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
+    command.add_argument("--verbose", action="store_true", help="also show Ray's own log lines and progress bars")
+    command.set_defaults(handler=_run_or_resume)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr-batch",
@@ -185,16 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--incremental", action="store_true",
                      help="take only inputs that are new, changed, for another model, or failed fewer than "
                           "incremental.max_attempts times, against the complete runs under OUTPUT")
-    run.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
-    run.add_argument("--verbose", action="store_true", help="also show Ray's own log lines and progress bars")
-    run.set_defaults(handler=_run_or_resume)
+    _job_flags(run)
 
     res = sub.add_parser("resume", help="finish a run from its folder: ids already in data/ are skipped")
     res.add_argument("run_uri", help="the run folder (OUTPUT/RUN_ID)")
     res.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recorded config key (resources, not the model)")
-    res.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
-    res.add_argument("--verbose", action="store_true", help="also show Ray's own log lines and progress bars")
-    res.set_defaults(handler=_run_or_resume)
+    _job_flags(res)
 
     ev = sub.add_parser("evaluate", help="WER per row and overall of a run against references (CSV or JSONL id,text)")
     ev.add_argument("run_uri")
