@@ -105,7 +105,9 @@ def _export(args: argparse.Namespace) -> int:
 
     from jobs.export import export
 
-    print(json.dumps(export(args.source, args.to, args.format)))
+    columns = tuple(name.strip() for name in args.columns.split(",") if name.strip()) if args.columns else ()
+    figures = export(args.source, args.to, args.format, columns)
+    print(json.dumps(figures), file=sys.stderr if args.to == "-" else sys.stdout)  # stdout holds the rows then
     return 0
 
 
@@ -209,13 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="SOURCE is a run folder (its rows, one per id) or an output root holding runs (the newest row "
         "per id over every complete run, ok rows over error rows, for the ids still in the newest run's input). "
         "Writes DEST/part-NNNNN.FORMAT files (parquet, jsonl, csv), or one DEST/NAME.FORMAT file per ok row "
-        "(srt, vtt, txt, tsv; NAME: the row's id made a safe file name), and prints a JSON line of figures.",
+        "(srt, vtt, txt, tsv; NAME: the row's id made a safe file name), and prints a JSON line of figures. "
+        "--to - writes a jsonl or csv table to standard output (the figures then go to stderr).",
     )
     ex.add_argument("source", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
-    ex.add_argument("--to", required=True, help="destination folder (any fsspec URL or path)")
+    ex.add_argument("--to", required=True, help="destination folder (any fsspec URL or path), or - for standard output")
     # jobs.export.FORMATS, written out so --help imports nothing (tests/test_outputs.py checks).
     ex.add_argument("--format", choices=["parquet", "jsonl", "csv", "srt", "vtt", "txt", "tsv"], default="parquet",
                     help="a table in parts (parquet, jsonl, csv), or one file per ok row (srt, vtt, txt, tsv)")
+    ex.add_argument("--columns", metavar="NAME,...", help="only these columns of the table, in this order (e.g. id,text,error)")
     ex.set_defaults(handler=_export)
 
     st = sub.add_parser(

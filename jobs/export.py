@@ -8,13 +8,16 @@ audio. DEST (any fsspec URL) gets ``part-NNNNN.<format>`` files of at most
 ``EXPORT_PART_ROWS`` rows; parts of an earlier, larger export there are removed. Or,
 with a per-file format (srt, vtt, txt, tsv), one ``DEST/<name>.<format>`` per ok row,
 named after its id (:func:`jobs.output_names.id_names`) and written by
-:mod:`jobs.outputs`; error rows get no file and are counted.
+:mod:`jobs.outputs`; error rows get no file and are counted. DEST ``-`` sends a text
+table (jsonl, csv) to standard output, for a person or a pipe; ``columns`` keeps only
+the named columns of a table.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, redact
-from asr_actor.schema import ERROR, ID, SEGMENTS
+from asr_actor.schema import ERROR, ID, SEGMENTS, output_schema
 from jobs import outputs, storage
 from jobs.history import PastRun, complete_runs, newest_rows
 from jobs.output_names import id_names
@@ -33,6 +36,8 @@ from jobs.run_folder import RunFolder
 TABLE_FORMATS = ("parquet", "jsonl", "csv")
 PER_FILE_FORMATS = ("srt", "vtt", "txt", "tsv")  # of outputs.FILE_FORMATS: one file per row
 FORMATS = (*TABLE_FORMATS, *PER_FILE_FORMATS)
+STDOUT = "-"  # DEST that means standard output
+STDOUT_FORMATS = ("jsonl", "csv")  # the table formats a terminal can show
 EXPORT_PART_ROWS = 100_000  # rows per written part
 WRITE_THREADS = 16  # per-file formats: files written at once (object-store PUTs wait on the network)
 FILE_BATCH_ROWS = 1_000  # per-file formats: rows turned into Python objects at a time
@@ -49,12 +54,12 @@ def current_rows(root: str, retry_s: float = DEFAULT_RETRY_S) -> pa.Table:
         raise ExportError(f"{redact(root)}: no complete run here (a run folder with _SUCCESS)")
     rows = newest_rows(runs, prefer_ok=True)
     if rows is None:
-        return pa.table({ID: pa.array([], pa.string())})
+        return output_schema().empty_table()
     present = runs[-1].folder.read_listing().column(ID).combine_chunks()
     return rows.filter(pc.is_in(rows.column(ID), value_set=present))
 
 
-def _encode(table: pa.Table, fmt: str) -> bytes:
+def _encode(table: pa.Table, fmt: str, header: bool = True) -> bytes:
     sink = io.BytesIO()
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -69,7 +74,7 @@ def _encode(table: pa.Table, fmt: str) -> bytes:
         if SEGMENTS in table.column_names:  # CSV has no lists: segments as a JSON string
             text = [json.dumps(s, ensure_ascii=False) for s in table.column(SEGMENTS).to_pylist()]
             table = table.set_column(table.column_names.index(SEGMENTS), SEGMENTS, pa.array(text, pa.string()))
-        pcsv.write_csv(table, sink)
+        pcsv.write_csv(table, sink, pcsv.WriteOptions(include_header=header))
     return sink.getvalue()
 
 
@@ -77,7 +82,7 @@ def selected_rows(source: str, retry_s: float = DEFAULT_RETRY_S) -> pa.Table:
     """SOURCE's one-row-per-id table, sorted by id: a run folder's rows, or an output root's current ones."""
     folder = RunFolder(source.rstrip("/"), retry_s)
     if folder.exists():
-        table = newest_rows([PastRun(folder, "")], prefer_ok=True) or pa.table({ID: pa.array([], pa.string())})
+        table = newest_rows([PastRun(folder, "")], prefer_ok=True) or output_schema().empty_table()
     else:
         table = current_rows(source.rstrip("/"), retry_s)
     return table.sort_by([(ID, "ascending")])
@@ -92,6 +97,29 @@ def _write_parts(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[s
         if old.rsplit("/", 1)[-1].startswith("part-") and old.rsplit("/", 1)[-1] not in names:
             storage.remove(old, retry_s)
     return {"rows": table.num_rows, "parts": len(names)}
+
+
+def _write_stdout(table: pa.Table, fmt: str) -> dict[str, Any]:
+    """The rows as one text table on standard output, a part's rows at a time."""
+    for lo in range(0, max(table.num_rows, 1), EXPORT_PART_ROWS):
+        sys.stdout.buffer.write(_encode(table.slice(lo, EXPORT_PART_ROWS), fmt, header=lo == 0))
+    sys.stdout.buffer.flush()
+    return {"rows": table.num_rows}
+
+
+def _check(dest: str, fmt: str, columns: tuple[str, ...]) -> None:
+    """Refuse, before anything is read, a DEST or ``columns`` that ``fmt`` cannot take."""
+    if dest == STDOUT and fmt not in STDOUT_FORMATS:
+        raise ExportError(f"--to {STDOUT} (standard output) takes --format {' or '.join(STDOUT_FORMATS)}, not {fmt}")
+    if columns and fmt in PER_FILE_FORMATS:
+        raise ExportError(f"--columns chooses the columns of a table ({', '.join(TABLE_FORMATS)}); {fmt} files have theirs")
+
+
+def _select(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    missing = [name for name in columns if name not in table.column_names]
+    if missing:
+        raise ExportError(f"--columns: no column {', '.join(missing)} in these rows; they have {', '.join(table.column_names)}")
+    return table.select(list(columns))
 
 
 def _write_files(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[str, Any]:
@@ -110,11 +138,17 @@ def _write_files(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[s
     return {"rows": table.num_rows, "files": rows.num_rows, "skipped_errors": table.num_rows - rows.num_rows}
 
 
-def export(source: str, dest: str, fmt: str = "parquet", retry_s: float = DEFAULT_RETRY_S) -> dict[str, Any]:
-    """Write SOURCE's one-row-per-id table to DEST (parts, or one file per ok row); return the figures."""
+def export(source: str, dest: str, fmt: str = "parquet", columns: tuple[str, ...] = (),
+           retry_s: float = DEFAULT_RETRY_S) -> dict[str, Any]:
+    """Write SOURCE's one-row-per-id table to DEST (parts, one file per ok row, or stdout); return the figures."""
+    _check(dest, fmt, columns)
     started = time.perf_counter()
     table = selected_rows(source, retry_s)
-    if fmt in PER_FILE_FORMATS:
+    if columns:
+        table = _select(table, columns)
+    if dest == STDOUT:
+        figures = _write_stdout(table, fmt)
+    elif fmt in PER_FILE_FORMATS:
         figures = _write_files(table, dest, fmt, retry_s)
     else:
         figures = _write_parts(table, dest, fmt, retry_s)

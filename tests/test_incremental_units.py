@@ -107,6 +107,27 @@ def test_export_of_a_root_folds_runs_newest_ok_first_and_drops_deleted_ids(tmp_p
                                                                                  '"c",,"decode: x","1"']
 
 
+def test_export_to_stdout_keeps_the_chosen_columns_and_refuses_what_it_cannot_show(tmp_path, capsysbinary):
+    from jobs.export import ExportError
+
+    _run(tmp_path, "n1", "2026-11-01", {"id": ["a", "b", "c"], "text": ["a1", "", None], "error": [None, None, "decode: x"],
+                                        "transcribed_at": ["1", "1", "1"]}, ["a", "b", "c"])
+    figures = export(str(tmp_path / "n1"), "-", "jsonl", ("id", "text", "error"))
+    assert [json.loads(line) for line in capsysbinary.readouterr().out.decode().splitlines()] == [
+        {"id": "a", "text": "a1", "error": None}, {"id": "b", "text": "", "error": None},  # an empty transcript stays ""
+        {"id": "c", "text": None, "error": "decode: x"}]
+    assert figures["rows"] == 3 and figures["to"] == "-"
+    export(str(tmp_path), "-", "csv", ("error", "id"))  # a root; columns in the order asked
+    assert capsysbinary.readouterr().out.decode().splitlines() == ['"error","id"', ',"a"', ',"b"', '"decode: x","c"']
+    with pytest.raises(ExportError, match=r"^--to - \(standard output\) takes --format jsonl or csv, not parquet$"):
+        export(str(tmp_path), "-", "parquet")
+    with pytest.raises(ExportError, match=r"^--columns: no column speaker in these rows; they have id, text, "):
+        export(str(tmp_path), "-", "jsonl", ("id", "speaker"))
+    with pytest.raises(ExportError, match=r"^--columns chooses the columns of a table"):
+        export(str(tmp_path), str(tmp_path / "srt"), "srt", ("id",))
+    assert not (tmp_path / "srt").exists()
+
+
 def test_a_manifest_file_gets_size_and_etag_from_the_store(tmp_path):
     (tmp_path / "x.wav").write_bytes(b"12345")
     table = with_source_info(pa.table({"id": ["x", "gone"], "uri": [str(tmp_path / "x.wav"), str(tmp_path / "no.wav")]}), 1)
