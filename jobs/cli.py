@@ -111,17 +111,14 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _version() -> str:
-    """``asr-batch X (torch Y, transformers Z, ray W)`` from the installed metadata: nothing is imported."""
-    from importlib import metadata
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked (it reads every installed package's metadata)."""
 
-    def of(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "not installed"
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ARG002 - argparse's signature
+        from jobs.versions import version_line
 
-    return f"asr-batch {of('asr-batch')} ({', '.join(f'{n} {of(n)}' for n in ('torch', 'transformers', 'ray'))})"
+        print(version_line())
+        parser.exit()
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -146,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="asr-batch",
         description="Distributed batch speech recognition with Whisper on Ray Data.",
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the versions and the lock, then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     prep = sub.add_parser(
         "prepare-offline-model",

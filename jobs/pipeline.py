@@ -21,7 +21,6 @@ import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from typing import Any
 
 import pyarrow as pa
@@ -36,9 +35,9 @@ from jobs.manifest import read_manifest
 from jobs.preflight import Checked, preflight
 from jobs.progress import Progress, TallyReader, WindowTally
 from jobs.run_folder import SUCCESS, RunFolder, summarize
+from jobs.versions import lock_state, versions
 
 MAX_INPUT_BLOCKS = 1024  # a run's input blocks: one per CPU-stage batch on small runs, bounded on huge ones
-_VERSIONS = ("asr-batch", "torch", "transformers", "ray", "pyarrow", "av", "fsspec", "s3fs")
 
 
 class JobError(AsrBatchError):
@@ -54,16 +53,6 @@ class Plan:
     done_before: pa.Array  # ids done before this attempt
     fingerprint: str  # the run's: stamped on every row it writes
     unchanged: int = 0  # an incremental run's inputs left out: their newest row stands
-
-
-def _versions() -> dict[str, str | None]:
-    out = {}
-    for name in _VERSIONS:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def _check_resumable(folder: RunFolder, checked: Checked) -> str:
@@ -116,7 +105,8 @@ def _freeze(cfg: JobConfig, checked: Checked, folder: RunFolder) -> tuple[pa.Tab
         "run_id": folder.uri.rsplit("/", 1)[-1], "started_at": datetime.now(timezone.utc).isoformat(),
         "input": redact(cfg.input), "config": config_to_dict(cfg), "model": checked.plan.record(),
         "config_fingerprint": checked.fingerprint, "fingerprint_inputs": checked.fingerprint_inputs,
-        "versions": _versions(), "host": {"python": platform.python_version(), "machine": platform.machine()},
+        "versions": versions(), "lock": lock_state(),
+        "host": {"python": platform.python_version(), "machine": platform.machine()},
     }
     inc, unchanged = cfg.incremental, 0
     try:

@@ -43,6 +43,7 @@ def test_version_names_the_engine_without_loading_it(tmp_path):
     assert proc.returncode == 0
     line = proc.stdout.strip()
     assert line.startswith("asr-batch 0.") and "torch 2." in line and "transformers 5." in line and "ray 2." in line
+    assert line.endswith(", as locked)")  # the test venv is installed from constraints.txt
 
 
 def test_whisper_short_names_go_to_the_hub_and_an_unreachable_hub_names_the_offline_model(tmp_path):

@@ -94,6 +94,7 @@ def test_s3_end_to_end_good_bad_and_missing(s3, e2e):
     assert S3_SECRET not in run_json and "asr-test-key" not in run_json
     info = json.loads(run_json)
     assert info["config"]["model"]["id"] == "offline:tiny.en" and info["versions"]["ray"]
+    assert info["lock"]["lock"] and info["lock"]["differs"] == {}  # the run says it ran on the locked versions
     planned = info["model"]
     assert (planned["device"], planned["dtype"], planned["attention"]) == ("cpu", "float32", "sdpa")
     assert planned["log_mel"]["n_mels"] == 80 and info["fingerprint_inputs"]["model"]["weights_id"] == planned["weights_id"]

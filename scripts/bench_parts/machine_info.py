@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 
 
 def _cpu_model() -> str:
@@ -20,14 +19,13 @@ def _cpu_model() -> str:
 def collect() -> dict:
     import torch
 
-    versions = {}
-    for name in ("torch", "transformers", "ray", "ctranslate2", "faster-whisper", "flash-attn", "av"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    from jobs.versions import installed, lock_state
+
+    versions = {name: installed(name) for name in ("torch", "transformers", "ray", "ctranslate2", "faster-whisper",
+                                                    "flash-attn", "av")}
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     return {
         "cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "gpu": gpu, "python": platform.python_version(), "versions": versions,
+        "lock": lock_state(),
     }

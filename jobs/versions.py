@@ -1,0 +1,74 @@
+"""What is installed, against the lock of the tested versions (``constraints.txt``).
+
+``asr-batch --version`` shows it in one line and ``run.json`` records it, so a run on
+a cluster whose nodes drifted from the tested versions says so. Only installed
+metadata and the lock file are read: nothing is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("asr-batch", "torch", "transformers", "ray", "pyarrow", "av", "fsspec", "s3fs")  # recorded in run.json
+SHOWN = ("torch", "transformers", "ray")  # on the --version line
+LOCK_FILE = Path(__file__).resolve().parent.parent / "constraints.txt"  # scripts/lock.sh writes it
+_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    """The installed version of each of :data:`PACKAGES` (None: not installed)."""
+    return {name: installed(name) for name in PACKAGES}
+
+
+def lock_state(lock_file: Path = LOCK_FILE) -> dict[str, Any]:
+    """``{"lock": id, "differs": {name: {"locked", "installed"}}}`` for the installed packages the lock pins.
+
+    ``lock`` is the first 12 hex digits of the file's sha256, or None where there is no
+    lock file (an install from a wheel, outside the checkout). A pinned package that is
+    not installed (an extra not asked for) is no difference.
+    """
+    if not lock_file.is_file():
+        return {"lock": None, "differs": {}}
+    text = lock_file.read_bytes()
+    have = {_normalized(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    differs = {}
+    for line in text.decode().splitlines():
+        pin = _PIN.match(line)
+        if pin is None:
+            continue
+        name, locked = _normalized(pin[1]), pin[2]
+        if have.get(name) not in (None, locked):
+            differs[name] = {"locked": locked, "installed": have[name]}
+    return {"lock": hashlib.sha256(text).hexdigest()[:12], "differs": differs}
+
+
+def describe_lock(state: dict[str, Any]) -> str:
+    """``lock 1a2b3c4d5e6f, as locked``, or which packages differ from it."""
+    if state["lock"] is None:
+        return "no lock file"
+    if not state["differs"]:
+        return f"lock {state['lock']}, as locked"
+    shown = ", ".join(f"{n} {v['installed']} (locked {v['locked']})" for n, v in sorted(state["differs"].items())[:3])
+    more = len(state["differs"]) - 3
+    return f"lock {state['lock']}, {len(state['differs'])} differ: {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def version_line() -> str:
+    """``asr-batch X (torch Y, transformers Z, ray W; lock …)``."""
+    engine = ", ".join(f"{n} {installed(n) or 'not installed'}" for n in SHOWN)
+    return f"asr-batch {installed('asr-batch') or 'not installed'} ({engine}; {describe_lock(lock_state())})"
