@@ -21,6 +21,14 @@ def reference_text(audio: Path) -> str:
     return audio.with_suffix(".txt").read_text(encoding="utf-8").strip()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture of ``item``: may it start servers and Ray (tests/servers.py checks)."""
+    import servers
+
+    servers.IN_SLOW_TEST = item.get_closest_marker("slow") is not None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def asr_cache(tmp_path_factory: pytest.TempPathFactory):
     """One model cache (``ASR_BATCH_CACHE``) for the whole session, this process and every job it starts."""

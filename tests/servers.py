@@ -23,6 +23,13 @@ from typing import Iterator
 BIN = Path(sys.executable).parent
 S3_KEY_ID = "asr-test-key"
 S3_SECRET = "asr-test-secret-4f7d9c"  # must never appear in any output of the job
+IN_SLOW_TEST = True  # set per test by conftest.py: the fast lane (-m "not slow") starts no server and no Ray
+
+
+def _slow_tests_only(what: str) -> None:
+    if not IN_SLOW_TEST:
+        raise AssertionError(f"{what} started by a test not marked slow: mark it @pytest.mark.slow "
+                             "(the fast lane, -m 'not slow', starts no server and no Ray)")
 
 
 def free_port() -> int:
@@ -50,6 +57,7 @@ def _forget_s3_clients() -> None:
 @contextmanager
 def s3_server(port: int | None = None) -> Iterator[dict[str, str]]:
     """Start moto_server on a free (or the given) loopback port; yield the AWS environment for it."""
+    _slow_tests_only("an S3 server")
     port = port or free_port()
     proc = subprocess.Popen(
         [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
@@ -98,6 +106,7 @@ def ray_stop(env: dict[str, str]) -> None:
 
 def run_local_job(cache: Path, manifest: Path, output: Path, run_id: str, *sets: str) -> subprocess.CompletedProcess:
     """``asr-batch run configs/local.yaml`` over ``manifest`` with ``--set`` overrides, on a local Ray stopped after."""
+    _slow_tests_only("a Ray job")
     env = job_env({}, cache)
     args = ["run", "configs/local.yaml", "--input", str(manifest), "--output", str(output), "--run-id", run_id]
     try:
@@ -110,6 +119,7 @@ def run_local_job(cache: Path, manifest: Path, output: Path, run_id: str, *sets:
 @contextmanager
 def ray_head(env: dict[str, str], num_cpus: int = 4) -> Iterator[str]:
     """``ray start --head`` on loopback with a dashboard (job submission); yield its address."""
+    _slow_tests_only("a Ray head")
     port, dash = free_port(), free_port()
     start = [
         str(BIN / "ray"), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
@@ -205,6 +215,7 @@ class Outage:
 @contextmanager
 def two_node_cluster(env: dict[str, str], head_cpus: float, worker_cpus: float) -> Iterator[tuple[str, subprocess.Popen]]:
     """A head and a worker node (``cluster_host.py``); yield its address and the host process to command."""
+    _slow_tests_only("a Ray cluster")
     host = subprocess.Popen([sys.executable, str(Path(__file__).parent / "cluster_host.py"), str(head_cpus), str(worker_cpus)],
                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -8,6 +8,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
+import pytest
+
 from asr_actor.config import AudioConfig
 from asr_actor.schema import output_schema, to_table
 from jobs.cli import main
@@ -217,6 +219,7 @@ def test_the_cli_prints_json_and_a_path_that_is_no_run_is_one_line_and_exit_2(tm
     assert capsys.readouterr().err.count("\n") == 1
 
 
+@pytest.mark.slow  # starts an S3 server
 def test_status_reads_runs_on_s3(tmp_path, monkeypatch, capsys):
     from servers import S3_SECRET, s3_client, s3_server
 

@@ -58,6 +58,7 @@ def test_bad_rows_do_not_change_good_rows(transcriber):
         assert word_errors(reference_text(GOOD / name), text).wer <= 0.2
 
 
+@pytest.mark.slow  # long audio: the full suite's, not the fast lane's
 def test_words_at_seams_are_neither_lost_nor_repeated(transcriber):
     """Fixtures glued with no pause between them: > 30 s, so cuts fall inside running speech."""
     names = ["flac16k_mono.flac", "wav16k_mono.wav", "aac24k_mono.m4a", "mp3_22k_mono.mp3",
@@ -83,6 +84,7 @@ def test_short_files_cost_one_window(transcriber):
     assert prepared["features"][0].shape == (1, 80, 3000)
 
 
+@pytest.mark.slow  # long audio: the full suite's, not the fast lane's
 def test_sequential_option_is_transformers_long_form(transcriber, reference_transcript):
     waveform = decode_audio(LONG.read_bytes()).waveform
     sequential = Transcriber(TranscriberConfig(model=transcriber.config.model, decoding=DecodingConfig(long_form="sequential")))
