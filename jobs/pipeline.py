@@ -165,10 +165,12 @@ def _source(todo: pa.Table, batch_size: int):
 def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, tally: Any, verbose: bool):
     from ray.data import ActorPoolStrategy, DataContext
 
+    from jobs.actor_watch import ActorWatch
     from jobs.workers import CpuWorker, ModelWorker, PartWriter
 
     ctx = DataContext.get_current()
     ctx.execution_no_progress_timeout_s = cfg.ray.no_progress_timeout_s
+    ctx.custom_execution_callback_classes = [ActorWatch]  # a dead pool actor ends the attempt at once
     ctx.enable_progress_bars = verbose  # Ray Data's own bars; the job shows its progress (jobs.progress)
     # A lost actor is either restarted in place by Ray (actor_restarts) or fails the attempt,
     # which the driver recovers from (_execute); its tasks follow the same rule.
@@ -210,19 +212,24 @@ def _stream(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, pro
 
 
 def _window_tally() -> Any:
-    """The actor the model actors report decoded windows to, on the driver's node (no CPU)."""
+    """A new actor for the model actors to report decoded windows to, pinned to the driver's node (no CPU).
+
+    Each attempt gets its own: a tally lost with an attempt's actors is never reused,
+    and if the driver's node goes, the driver goes with it.
+    """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     return ray.remote(WindowTally).options(num_cpus=0, scheduling_strategy=here).remote()
 
 
 def _room_after_loss(cfg: JobConfig, p: Plan) -> StagesConfig:
-    """The stages sized to the surviving cluster, waiting ``ray.capacity_wait_s`` for room."""
+    """The stages sized to the surviving cluster, waiting ``ray.capacity_wait_s`` for Ray to drop the lost nodes and for room."""
     from jobs.capacity import describe_need, wait_for_room
-    from jobs.ray_cluster import cluster_resources
+    from jobs.ray_cluster import cluster_resources, wait_for_settled_nodes
 
+    wait_for_settled_nodes(cfg.ray.capacity_wait_s)  # no work planned onto a node that is gone but still listed
     stages, have = wait_for_room(cfg.stages, cluster_resources, cfg.ray.capacity_wait_s)
     if stages is None:
         raise JobError(f"the cluster has no room left after losing a node: {describe_need(cfg.stages, have)} "
@@ -246,12 +253,12 @@ def _execute(cfg: JobConfig, checked: Checked, p: Plan, verbose: bool = False) -
     if stages is None:  # a local cluster of fixed size that cannot hold the stages: waiting would not help
         raise JobError(f"ray.num_cpus is too small: {describe_need(cfg.stages, cluster_resources())}")
     progress = Progress(p.manifest.num_rows, p.manifest.num_rows - p.todo.num_rows, cfg.progress_s)
-    tally = _window_tally()
-    reader = TallyReader(tally, progress)
+    reader = TallyReader(progress)
     attempt, recoveries = p, 0
     try:
         while True:
             try:
+                tally = reader.follow(_window_tally())
                 _stream(cfg, stages, checked, attempt, progress, tally, verbose)
                 return progress.counts.audio_s
             except Exception as exc:  # noqa: BLE001 - Ray's failure: recovered from, or told in one line

@@ -136,13 +136,20 @@ class WindowTally:
 
 
 class TallyReader:
-    """A driver thread that moves the tally's counts into ``progress`` every ``poll_s`` seconds."""
+    """A driver thread that moves the current tally's counts into ``progress`` every ``poll_s`` seconds."""
 
-    def __init__(self, tally: Any, progress: Progress, poll_s: float = 1.0) -> None:
-        self.tally, self.progress, self.poll_s = tally, progress, poll_s
+    def __init__(self, progress: Progress, poll_s: float = 1.0) -> None:
+        self.tally: Any = None
+        self.progress, self.poll_s = progress, poll_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="asr-batch-progress", daemon=True)
         self._thread.start()
+
+    def follow(self, tally: Any) -> Any:
+        """Read ``tally`` from now on (a new attempt's), after what the previous one still holds; return it."""
+        self._drain()
+        self.tally = tally
+        return tally
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
@@ -151,6 +158,8 @@ class TallyReader:
     def _drain(self) -> None:
         import ray
 
+        if self.tally is None:
+            return
         try:
             count = ray.get(self.tally.take.remote(), timeout=max(self.poll_s * 5, 5.0))
         except Exception:  # noqa: BLE001 - a lost tally only costs the window count, never the run

@@ -12,12 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 
-from asr_actor.errors import describe
+from asr_actor.errors import AsrBatchError, describe
 from jobs.config import RayConfig
 
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Z]\w*): (.+)$")
+PROBE_S = 10.0  # s a node has to answer a probe task before it is taken for lost
 _LOCAL_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+class LostActor(AsrBatchError):
+    """An actor of one of the job's pools died (its process was killed, or its node was lost): see :mod:`jobs.actor_watch`."""
 
 
 def cluster_address(cfg: RayConfig) -> str | None:
@@ -73,6 +79,43 @@ def alive_nodes() -> int:
     return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
+def _answer() -> bool:
+    return True
+
+
+def silent_nodes(timeout_s: float = PROBE_S) -> list[str]:
+    """The nodes Ray lists as alive that do not run a probe task (no CPU, pinned there) within ``timeout_s``.
+
+    A node that was just lost stays listed as alive until Ray's health checks give up on
+    it (seconds to tens of seconds); work planned onto it meanwhile fails again.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0, max_retries=0)(_answer)
+    asked = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(): n["NodeID"]
+             for n in ray.nodes() if n.get("Alive")}
+    ready, _ = ray.wait(list(asked), num_returns=len(asked), timeout=timeout_s)
+    answered = set()
+    for ref in ready:
+        try:
+            ray.get(ref)
+            answered.add(asked[ref])
+        except Exception:  # noqa: BLE001 - a node that fails the probe has not answered
+            pass
+    return [node for node in asked.values() if node not in answered]
+
+
+def wait_for_settled_nodes(wait_s: float, poll_s: float = 1.0) -> bool:
+    """Wait (at most ``wait_s``) until every node listed as alive answers; return whether they all do."""
+    deadline = time.monotonic() + wait_s
+    while silent_nodes():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
 def _exception_lines(exc: BaseException) -> list[re.Match]:
     return [m for ln in str(exc).splitlines() if (m := _EXCEPTION_LINE.match(ln.strip()))]
 
@@ -84,6 +127,8 @@ def is_lost_worker(exc: BaseException) -> bool:
     lost); an error of the job's code (a model that cannot load, a store that stayed
     down) shows up in it as the job's own exception, and planning again would not help.
     """
+    if isinstance(exc, LostActor):
+        return True
     lines = _exception_lines(exc)
     return not [m for m in lines if not m[0].startswith("ray.")] and (
         bool(lines) or type(exc).__module__.startswith("ray."))
