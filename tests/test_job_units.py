@@ -273,14 +273,22 @@ def test_pools_fit_what_is_left_of_the_cluster():
 
     stages = load_config(None, ["stages.transcribe.min_actors=2", "stages.transcribe.max_actors=4",
                                 "stages.transcribe.num_cpus=2"], input="a", output="b").stages
-    assert model_actors_that_fit(stages, {"CPU": 9.5}) == 4  # 9.5 - 1 (CPU stage) - 0.5 (writer) = 8 -> 4
+    assert model_actors_that_fit(stages, {"CPU": 9.5}) == 4  # 9.5 - 1 (one CPU worker) = 8.5 -> 4
     assert model_actors_that_fit(stages, {"CPU": 4}) == 1
+    whole = fitted(stages, {"CPU": 16})
+    assert whole == stages  # room for everything: nothing changes
     shrunk = fitted(stages, {"CPU": 4})
     assert (shrunk.transcribe.min_actors, shrunk.transcribe.max_actors) == (1, 4)  # the pool may grow back
-    assert fitted(stages, {"CPU": 3}) is None
+    assert (shrunk.prepare.concurrency, shrunk.write.num_cpus) == (1, 0.5)  # 4 - 2 (model) - 1 (CPU worker) = 1
+    tight = fitted(stages, {"CPU": 3})  # one model actor and one CPU worker: the writer's share goes
+    assert (tight.transcribe.min_actors, tight.prepare.concurrency, tight.write.num_cpus) == (1, 1, 0.0)
+    assert fitted(stages, {"CPU": 2.5}) is None
+    two = load_config(None, ["stages.prepare.concurrency=3"], input="a", output="b").stages  # 1 CPU per actor
+    assert (fitted(two, {"CPU": 2}).prepare.concurrency, fitted(two, {"CPU": 2}).write.num_cpus) == (1, 0.0)
+    assert fitted(two, {"CPU": 3.5}).prepare.concurrency == 2 and fitted(two, {"CPU": 3.5}).write.num_cpus == 0.5
     gpu = load_config(None, ["stages.transcribe.num_gpus=1", "stages.transcribe.max_actors=8"], input="a", output="b").stages
     assert model_actors_that_fit(gpu, {"CPU": 64, "GPU": 3}) == 3 and fitted(gpu, {"CPU": 64}) is None
-    assert describe_need(gpu, {"CPU": 64}) == "one model actor with the other stages needs 2.5 CPU, 1 GPU; the cluster has 64 CPU, 0 GPU"
+    assert describe_need(gpu, {"CPU": 64}) == "one model actor and one CPU worker need 2 CPU, 1 GPU; the cluster has 64 CPU, 0 GPU"
 
 
 def test_lost_workers_are_told_from_the_job_own_failures():
