@@ -230,7 +230,8 @@ def two_node_cluster(env: dict[str, str], head_cpus: float, worker_cpus: float) 
         ray_stop(env)
 
 
-def kill_worker_node(host: subprocess.Popen) -> str:
-    host.stdin.write("kill-worker\n")
+def cluster_command(host: subprocess.Popen, command: str) -> str:
+    """Send ``command`` to ``cluster_host.py`` (``hold-head``, ``kill-worker …``); return its answer."""
+    host.stdin.write(command + "\n")
     host.stdin.flush()
     return host.stdout.readline().strip()
