@@ -59,13 +59,20 @@ def _wait_parts(run: Path, proc: subprocess.Popen, more_than: int = 0, timeout_s
     return _parts(run)
 
 
-def _kill(*classes: str) -> None:
-    """SIGKILL every Ray worker process whose title names one of ``classes`` (Ray Data's ``ray::MapWorker(...)``)."""
-    procs = [p for p in psutil.process_iter(["cmdline"])
-             if (p.info["cmdline"] or [""])[0].startswith("ray::") and any(c in " ".join(p.info["cmdline"]) for c in classes)]
-    assert procs, f"no {classes} process found"
-    for proc in procs:
-        proc.send_signal(signal.SIGKILL)
+def _processes(*classes: str) -> list[psutil.Process]:
+    """The Ray worker processes whose title names one of ``classes`` (Ray Data's ``ray::MapWorker(...)``)."""
+    titles = {p: " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])}
+    return [p for p, title in titles.items() if title.startswith("ray::") and any(c in title for c in classes)]
+
+
+def _kill(name: str, proc: subprocess.Popen, wait_s: float = 120) -> None:
+    """SIGKILL the ``name`` actor's process, once there is one (while the job runs)."""
+    deadline = time.monotonic() + wait_s
+    while not (found := _processes(name)):
+        assert proc.poll() is None and time.monotonic() < deadline, f"no {name} process to kill"
+        time.sleep(0.1)
+    for target in found:
+        target.send_signal(signal.SIGKILL)
 
 
 @pytest.fixture
@@ -99,7 +106,7 @@ def test_a_killed_model_actor_is_recovered_from(env, tmp_path):
     run = tmp_path / "runs" / "r"
     proc = _local_job(tmp_path, env)
     _wait_parts(run, proc)
-    _kill("ModelWorker")  # mid-batch: it had more files to do
+    _kill("ModelWorker", proc)  # mid-batch: it had more files to do
     _check_finished(proc, run, ids)
 
 
@@ -108,13 +115,12 @@ def test_killed_cpu_worker_writer_and_tally_are_recovered_from_without_waiting(e
     ids = _manifest(tmp_path, 30)
     run = tmp_path / "runs" / "r"
     started = time.monotonic()
-    proc = _local_job(tmp_path, env, "stages.prepare.batch_size=1", "ray.recoveries=3")
-    parts = _wait_parts(run, proc)
-    _kill("CpuWorker", "PartWriter")  # the CPU worker (still preparing: it runs at idle priority) and the writer
-    parts = _wait_parts(run, proc, parts)  # recovered: a new writer wrote a part
-    _kill("PartWriter")  # the writer alone, idle between two parts
+    proc = _local_job(tmp_path, env, "stages.prepare.batch_size=1")
+    _kill("CpuWorker", proc)  # busy: preparing the first files (at idle priority, while the model loads)
+    parts = _wait_parts(run, proc)  # recovered: the new attempt wrote a part
+    _kill("PartWriter", proc)  # after its first part, idle until the next batch of rows
     parts = _wait_parts(run, proc, parts)
-    _kill("WindowTally")  # only the window count of the progress line: no recovery
+    _kill("WindowTally", proc)  # only the window count of the progress line: no recovery
     _check_finished(proc, run, ids, recoveries=2)
     took = time.monotonic() - started
     assert took < NO_PROGRESS_S * 2, f"{took:.0f} s: an attempt waited for the no-progress timeout"
