@@ -50,27 +50,29 @@ def summarize(times: list[float], audio: float) -> dict:
     }
 
 
-def measure(fns: dict[str, Callable[[list], float]], files: list, repeats: int) -> dict[str, dict]:
+def measure(fns: dict[str, Callable[[list], modes.Outcome]], files: list, repeats: int) -> tuple[dict, dict]:
     """Warm every mode up on a few files, then ``repeats`` rounds that run each mode once.
 
-    ``fn(files)`` transcribes ``files`` and returns the audio seconds it covered. Rounds
-    interleave the modes, so a machine that drifts (a noisy neighbour, a warm CPU) moves
-    every figure alike instead of favouring whichever mode ran first.
+    ``fn(files)`` transcribes ``files`` and returns the audio seconds it covered and each
+    file's transcript. Rounds interleave the modes, so a machine that drifts (a noisy
+    neighbour, a warm CPU) moves every figure alike instead of favouring whichever mode
+    ran first. Returns the figures per mode and the last round's transcripts per mode.
     """
     for fn in fns.values():
         fn(files[:WARMUP_FILES])
     times: dict[str, list[float]] = {mode: [] for mode in fns}
     audio: dict[str, float] = {}
+    texts: dict[str, dict[str, str]] = {}
     for round_ in range(repeats):
         for mode, fn in fns.items():
             started = time.perf_counter()
-            audio[mode] = fn(files)
+            audio[mode], texts[mode] = fn(files)
             times[mode].append(time.perf_counter() - started)
             print(f"round {round_ + 1}/{repeats} {mode}: {times[mode][-1]:.2f} s", file=sys.stderr, flush=True)
-    return {mode: summarize(times[mode], audio[mode]) for mode in fns}
+    return {mode: summarize(times[mode], audio[mode]) for mode in fns}, texts
 
 
-def job_startup(fn: Callable[[list], float], files: list, repeats: int) -> dict:
+def job_startup(fn: Callable[[list], modes.Outcome], files: list, repeats: int) -> dict:
     """The job's fixed cost per run: the whole job on the corpus's shortest file.
 
     With it, ``job_throughput`` is the job's rate once running (corpus audio over the
@@ -80,7 +82,7 @@ def job_startup(fn: Callable[[list], float], files: list, repeats: int) -> dict:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        audio = fn(shortest)
+        audio = fn(shortest)[0]
         times.append(time.perf_counter() - started)
     return summarize(times, audio)
 
@@ -132,7 +134,10 @@ def main(argv: list[str] | None = None) -> dict:
                 results[mode] = {"skipped": "not installed"}
             else:
                 fns[mode] = fn
-        results.update(measure(fns, files, args.repeats))
+        figures, texts = measure(fns, files, args.repeats)
+        results.update(figures)
+        probe = files[0][0]  # every mode's transcript of one file: the modes decode the same audio alike
+        doc["probe"] = {"file": probe, "texts": {mode: texts[mode].get(probe) for mode in texts}}
         if "job" in fns:
             results["job_startup"] = job_startup(fns["job"], files, args.repeats)
             derived(results)

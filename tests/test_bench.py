@@ -1,4 +1,4 @@
-"""The benchmark runs on a tiny corpus and emits valid JSON (no timing is asserted)."""
+"""The benchmark: its corpus, and every mode on a tiny corpus, each figure plausible (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,20 @@ import pytest
 
 from servers import job_env, ray_stop
 
-pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+MODES = ("bare", "job", "job_s3", "origin", "faster_whisper")
+
+
+def test_the_corpus_takes_every_audio_fixture_and_nothing_else():
+    sys.path.insert(0, str(BENCH.parent))
+    from bench_parts import corpus
+
+    from conftest import good_fixtures
+
+    files = corpus.build(20)  # long enough to go round the whole pool
+    names = {name.split("-", 1)[1] for name, _, _ in files}
+    assert names == {p.name for p in good_fixtures()}  # the .txt references and .words.tsv timings are not audio
+    assert corpus.describe(files)["audio_s"] >= 20 * 60
 
 
 def _bench(tmp_path, cache, *args):
@@ -30,13 +42,20 @@ def _bench(tmp_path, cache, *args):
     return doc
 
 
-def test_corpus_modes_and_ratios(tmp_path, asr_cache, offline_model_dir):
-    doc = _bench(tmp_path, asr_cache, "--minutes", "0.3", "--modes", "bare,job,origin,faster_whisper")
+@pytest.mark.slow
+def test_every_mode_covers_the_corpus_and_hears_the_same_words(tmp_path, asr_cache, offline_model_dir):
+    from asr_actor.wer import word_errors
+
+    doc = _bench(tmp_path, asr_cache, "--minutes", "0.3", "--modes", ",".join(MODES))
     assert doc["corpus"]["audio_s"] >= 18
-    for mode in ("bare", "job", "origin"):
+    for mode in MODES:  # faster_whisper too: the test extra installs it
         r = doc["results"][mode]
-        assert r["rtfx"] > 0 and r["audio_s"] == pytest.approx(doc["corpus"]["audio_s"], rel=0.01)
+        assert r["rtfx"] > 0 and r["audio_s"] == pytest.approx(doc["corpus"]["audio_s"], rel=0.01), mode
         assert r["min_s"] <= r["median_s"] <= r["max_s"]
+    texts = doc["probe"]["texts"]
+    assert set(texts) == set(MODES) and len(texts["bare"].split()) >= 8
+    for mode in MODES:  # one fixture, one model: every way of running it hears the same words, give or take one
+        assert word_errors(texts["bare"], texts[mode]).errors <= 1, (mode, texts[mode], texts["bare"])
     assert doc["results"]["job_startup"]["median_s"] > 0 and doc["results"]["job_startup"]["audio_s"] > 0
     if "job_throughput" in doc["results"]:  # absent only when start-up took as long as the whole corpus
         assert doc["results"]["job_throughput"]["rtfx"] >= doc["results"]["job"]["rtfx"]
@@ -44,6 +63,7 @@ def test_corpus_modes_and_ratios(tmp_path, asr_cache, offline_model_dir):
     assert doc["ratios"]["job/bare"] == pytest.approx(doc["results"]["job"]["rtfx"] / doc["results"]["bare"]["rtfx"], rel=0.01)
 
 
+@pytest.mark.slow
 def test_synthetic_shapes(tmp_path, asr_cache):
     doc = _bench(tmp_path, asr_cache, "--synthetic", "tiny", "--batches", "1,2")
     points = doc["synthetic"]["points"]

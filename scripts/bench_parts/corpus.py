@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asr_actor.audio import decode_audio
+from jobs.manifest import AUDIO_SUFFIXES
 
 GOOD = Path(__file__).resolve().parents[2] / "tests" / "data" / "good"
 LONG = "long_pauses.ogg"
@@ -15,7 +16,7 @@ def build(minutes: float) -> list[tuple[str, bytes, float]]:
 
     Under 3.5 minutes (a test's tiny corpus) only short files are used.
     """
-    shorts = sorted(p for p in GOOD.iterdir() if p.suffix != ".txt" and p.name != LONG)
+    shorts = sorted(p for p in GOOD.iterdir() if p.name.lower().endswith(AUDIO_SUFFIXES) and p.name != LONG)
     pool = ([GOOD / LONG] if minutes >= 3.5 else []) + shorts
     durations = {p: decode_audio(p.read_bytes()).duration_s for p in pool}
     files, total, i = [], 0.0, 0

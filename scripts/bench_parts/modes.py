@@ -1,5 +1,6 @@
 """The measured ways of transcribing the corpus. Each ``build`` returns a closure that
-transcribes the files it is given and returns the audio seconds it covered."""
+transcribes the files it is given and returns an :data:`Outcome`: the audio seconds it
+covered and each file's transcript (so the modes can be checked against each other)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from asr_actor.audio import decode_audio
 
 ROOT = Path(__file__).resolve().parents[2]
 Files = list[tuple[str, bytes, float]]
+Outcome = tuple[float, dict[str, str]]  # audio seconds covered, transcript per file name
 _stack = contextlib.ExitStack()  # services started for the measurements (S3 server, Ray)
 _state: dict = {}
 
@@ -41,7 +43,7 @@ def _offline_loaded(batch_size: int):
     return _state["loaded"], DecodingConfig(batch_size=batch_size)
 
 
-def _bare(files: Files, batch_size: int) -> Callable[[Files], float]:
+def _bare(files: Files, batch_size: int) -> Callable[[Files], Outcome]:
     """The job's own windows and ``generate`` call, in one process, on pre-computed features."""
     from asr_actor.decoding import generate_kwargs, generate_segments
     from asr_actor.features import LogMel
@@ -61,12 +63,18 @@ def _bare(files: Files, batch_size: int) -> Callable[[Files], float]:
     for name, data, _ in files:
         windows_of(name, data)
 
-    def run(subset: Files) -> float:
-        windows = sorted((x for name, data, _ in subset for x in windows_of(name, data)), key=lambda x: -x[0])
-        feats = np.stack([f for _, f in windows])
+    def run(subset: Files) -> Outcome:
+        windows = sorted(((name, i, d, f) for name, data, _ in subset for i, (d, f) in enumerate(windows_of(name, data))),
+                         key=lambda x: -x[2])
+        feats = np.stack([w[3] for w in windows])
+        tokens: dict[str, list[tuple[int, list[int]]]] = {name: [] for name, _, _ in subset}
         for lo in range(0, len(feats), batch_size):
-            generate_segments(loaded, feats[lo : lo + batch_size], kwargs)
-        return sum(d for d, _ in windows)
+            for (name, i, _, _), segments in zip(windows[lo:], generate_segments(loaded, feats[lo : lo + batch_size], kwargs)):
+                tokens[name].append((i, [t for seg in segments for t in seg.tokens]))
+        decode = loaded.processor.tokenizer.decode
+        texts = {name: decode([t for _, ts in sorted(parts) for t in ts], skip_special_tokens=True).strip()
+                 for name, parts in tokens.items()}
+        return sum(w[2] for w in windows), texts
 
     return run
 
@@ -120,26 +128,30 @@ def _manifest(root: str, files: Files) -> str:
     return manifest
 
 
-def _job(files: Files, batch_size: int, s3: bool) -> Callable[[Files], float]:
+def _job(files: Files, batch_size: int, s3: bool) -> Callable[[Files], Outcome]:
+    from asr_actor.schema import ID, TEXT
+    from jobs import storage
     from jobs.config import load_config
     from jobs.pipeline import run_job
+    from jobs.run_folder import RunFolder
 
     root = _put_corpus(files, s3)
     output = "s3://bench/runs" if s3 else _stack.enter_context(tempfile.TemporaryDirectory(prefix="asr-runs-"))
     overrides = [f"decoding.batch_size={batch_size}"]
 
-    def run(subset: Files) -> float:
+    def run(subset: Files) -> Outcome:
         manifest = _manifest(root, subset)
         cfg = load_config(ROOT / "configs" / "local.yaml", overrides, input=manifest, output=output,
                           run_id=f"bench-{uuid.uuid4().hex[:8]}")
         with contextlib.redirect_stderr(io.StringIO()):
             summary = run_job(cfg)
-        return summary["audio_s"]
+        rows = RunFolder(storage.join(output, cfg.run_id)).read_all([ID, TEXT]).to_pydict()
+        return summary["audio_s"], dict(zip(rows[ID], rows[TEXT]))
 
     return run
 
 
-def _origin() -> Callable[[Files], float]:
+def _origin() -> Callable[[Files], Outcome]:
     """The origin script: fp32 on CPU (fp16 on GPU), SDPA, a pipeline called once per file.
 
     Its decoding defaults are kept (transformers 5's ASR pipeline decodes with 5 beams);
@@ -165,19 +177,19 @@ def _origin() -> Callable[[Files], float]:
     # English-only models refuse a task; the origin script passes it to multilingual ones.
     gen = {"task": "transcribe"} if model.generation_config.is_multilingual else {}
 
-    def run(subset: Files) -> float:
-        total = 0.0
-        for _, data, _ in subset:
+    def run(subset: Files) -> Outcome:
+        total, texts = 0.0, {}
+        for name, data, _ in subset:
             audio = decode_audio(data)
-            pipe({"raw": audio.waveform, "sampling_rate": 16_000}, generate_kwargs=gen,
-                 **({"return_timestamps": True} if audio.duration_s > 30 else {}))
-            total += audio.duration_s
-        return total
+            out = pipe({"raw": audio.waveform, "sampling_rate": 16_000}, generate_kwargs=gen,
+                       **({"return_timestamps": True} if audio.duration_s > 30 else {}))
+            total, texts[name] = total + audio.duration_s, out["text"].strip()
+        return total, texts
 
     return run
 
 
-def _faster_whisper(batch_size: int) -> Callable[[Files], float] | None:
+def _faster_whisper(batch_size: int) -> Callable[[Files], Outcome] | None:
     if importlib.util.find_spec("faster_whisper") is None:
         return None
     from faster_whisper import BatchedInferencePipeline, WhisperModel
@@ -187,19 +199,18 @@ def _faster_whisper(batch_size: int) -> Callable[[Files], float] | None:
     model = WhisperModel(str(source_dir()), device="cpu", compute_type="int8", cpu_threads=os.cpu_count() or 1)
     pipe = BatchedInferencePipeline(model)
 
-    def run(subset: Files) -> float:
-        total = 0.0
-        for _, data, _ in subset:
+    def run(subset: Files) -> Outcome:
+        total, texts = 0.0, {}
+        for name, data, _ in subset:
             audio = decode_audio(data)
             segments, _ = pipe.transcribe(audio.waveform, batch_size=batch_size, beam_size=1, language="en")
-            list(segments)
-            total += audio.duration_s
-        return total
+            total, texts[name] = total + audio.duration_s, " ".join(seg.text.strip() for seg in segments)
+        return total, texts
 
     return run
 
 
-def build(mode: str, files: Files, batch_size: int) -> Callable[[Files], float] | None:
+def build(mode: str, files: Files, batch_size: int) -> Callable[[Files], Outcome] | None:
     if mode == "bare":
         return _bare(files, batch_size)
     if mode in ("job", "job_s3"):
