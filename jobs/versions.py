@@ -19,8 +19,14 @@ LOCK_FILE = Path(__file__).resolve().parent.parent / "constraints.txt"  # script
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
 
 
-def _normalized(name: str) -> str:
+def normalized(name: str) -> str:
+    """A distribution's name as pip compares it (PEP 503): ``PyYAML`` and ``pyyaml`` are one package."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked(lock_file: Path = LOCK_FILE) -> dict[str, str]:
+    """The lock's pins: normalized name -> version."""
+    return {normalized(pin[1]): pin[2] for line in lock_file.read_text().splitlines() if (pin := _PIN.match(line))}
 
 
 def installed(name: str) -> str | None:
@@ -44,17 +50,10 @@ def lock_state(lock_file: Path = LOCK_FILE) -> dict[str, Any]:
     """
     if not lock_file.is_file():
         return {"lock": None, "differs": {}}
-    text = lock_file.read_bytes()
-    have = {_normalized(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
-    differs = {}
-    for line in text.decode().splitlines():
-        pin = _PIN.match(line)
-        if pin is None:
-            continue
-        name, locked = _normalized(pin[1]), pin[2]
-        if have.get(name) not in (None, locked):
-            differs[name] = {"locked": locked, "installed": have[name]}
-    return {"lock": hashlib.sha256(text).hexdigest()[:12], "differs": differs}
+    have = {normalized(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    differs = {name: {"locked": version, "installed": have[name]}
+               for name, version in locked(lock_file).items() if have.get(name) not in (None, version)}
+    return {"lock": hashlib.sha256(lock_file.read_bytes()).hexdigest()[:12], "differs": differs}
 
 
 def describe_lock(state: dict[str, Any]) -> str:

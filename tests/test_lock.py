@@ -2,43 +2,29 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from jobs.versions import LOCK_FILE, describe_lock, lock_state
+from jobs.versions import describe_lock, lock_state, locked, normalized
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_LOCKED = {"torch", "flash-attn"}  # torch: TORCH_SPEC pins it; flash-attn (extra gpu) builds only against CUDA
 
 
-def _name(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _pins() -> dict[str, str]:
-    pins = {}
-    for line in LOCK_FILE.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, version = line.split("==")
-            pins[_name(name)] = version.strip()
-    return pins
-
-
 def test_every_dependency_pyproject_declares_is_pinned_within_its_range():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
-    pins = _pins()
+    pins = locked()
     checked = 0
     for text in declared:
         req = Requirement(text)
-        if _name(req.name) in NOT_LOCKED or _name(req.name) == _name(project["name"]):
+        if normalized(req.name) in NOT_LOCKED or normalized(req.name) == normalized(project["name"]):
             continue
-        assert _name(req.name) in pins, f"{req.name} is declared in pyproject.toml but not locked: run scripts/lock.sh"
-        assert req.specifier.contains(pins[_name(req.name)], prereleases=True), (
-            f"constraints.txt pins {req.name}=={pins[_name(req.name)]}, outside pyproject's {req.specifier}: "
+        assert normalized(req.name) in pins, f"{req.name} is declared in pyproject.toml but not locked: run scripts/lock.sh"
+        assert req.specifier.contains(pins[normalized(req.name)], prereleases=True), (
+            f"constraints.txt pins {req.name}=={pins[normalized(req.name)]}, outside pyproject's {req.specifier}: "
             "run scripts/lock.sh")
         checked += 1
     assert checked >= 20 and "torch" not in pins
