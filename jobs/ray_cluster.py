@@ -1,4 +1,4 @@
-"""Connecting to Ray, and telling why Ray stopped the job in one line.
+"""Connecting to Ray, knowing which nodes are really there, and telling why Ray stopped the job in one line.
 
 ``init_ray`` joins the cluster a submitted job runs in (``RAY_ADDRESS`` or
 ``ray.address``) or starts a local one on loopback. Ray reports a failure inside a
@@ -106,14 +106,11 @@ def silent_nodes(timeout_s: float = PROBE_S) -> list[str]:
     return [node for node in asked.values() if node not in answered]
 
 
-def wait_for_settled_nodes(wait_s: float, poll_s: float = 1.0) -> bool:
-    """Wait (at most ``wait_s``) until every node listed as alive answers; return whether they all do."""
+def wait_for_settled_nodes(wait_s: float, poll_s: float = 1.0) -> None:
+    """Wait, at most ``wait_s``, until every node listed as alive answers (then fitting sees only real nodes)."""
     deadline = time.monotonic() + wait_s
-    while silent_nodes():
-        if time.monotonic() >= deadline:
-            return False
+    while silent_nodes() and time.monotonic() < deadline:
         time.sleep(poll_s)
-    return True
 
 
 def _exception_lines(exc: BaseException) -> list[re.Match]:

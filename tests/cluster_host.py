@@ -5,8 +5,10 @@ node, each with its own raylet, object store and ports. It prints ``{"address": 
 once both are up, then takes commands on stdin: ``hold-head`` takes every CPU of the
 head with an idle actor pinned there (so that a job's actors all land on the worker
 node) and prints ``held``; ``kill-worker [CLASS ...]`` waits until the worker node runs
-an actor of each CLASS named, lets the head's CPUs go, then SIGKILLs every process of it (its workers and actors first, then its
-raylet and helpers) and prints ``killed N: CLASS, ...`` with the job actors it held; ``quit`` (or the end of stdin) shuts the cluster down.
+an actor of each CLASS named, lets the head's CPUs go, then SIGKILLs every process of
+the worker node (its workers and actors first, then its raylet and helpers) and prints
+``killed N: CLASS, ...`` with the job actors it held; ``quit`` (or the end of stdin)
+shuts the cluster down.
 """
 
 from __future__ import annotations
