@@ -7,6 +7,7 @@ happen inside them so ``asr-batch --help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import Callable, Sequence
@@ -253,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"asr-batch: unexpected {type(exc).__name__}: {describe(exc)} (set {DEBUG_ENV}=1 for the traceback)",
               file=sys.stderr)
         return 2
+    finally:
+        # A caught error's frames still hold Arrow tables; freed at interpreter exit, after Arrow's
+        # thread pools, they abort the process (exit 134, apache/arrow#34314). Free them now.
+        gc.collect()
 
 
 if __name__ == "__main__":
