@@ -23,6 +23,7 @@ DTYPES = ("auto", "float16", "bfloat16", "float32")
 ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 LONG_FORMS = ("chunked", "sequential")
 VADS = ("off", "silero")
+LOAD_FORMATS = ("auto", "dummy")
 # openai-whisper's model names, as its users type them, and the hub ids they stand for.
 WHISPER_NAMES = {
     **{name: f"openai/whisper-{name}" for name in (
@@ -55,6 +56,10 @@ class ModelConfig:
     dtype: str = "auto"  # "auto" (cuda: float16, cpu: float32), "float16", "bfloat16", "float32"
     attention: str = "auto"  # "auto" (flash_attention_2 > sdpa > eager), or one of them
     cache_dir: str | None = None  # local copy of object-store models and the offline model; None = ~/.cache/asr-batch
+    # "auto": the weights of `id`; "dummy": `id`'s shapes with seeded random weights, nothing downloaded
+    # (load tests, sizing a cluster; asr_actor/dummy.py). Rows then name the model dummy:<id>.
+    load_format: str = "auto"
+    dummy_tokens: int = 100  # load_format dummy: tokens decoded per window, in one pass (random weights never stop)
 
     def __post_init__(self) -> None:
         require(bool(self.id), "model.id must not be empty")
@@ -64,6 +69,8 @@ class ModelConfig:
         require(base in DEVICES, f"model.device {self.device!r} is not one of {DEVICES} (or cuda:N)")
         require(self.dtype in DTYPES, f"model.dtype {self.dtype!r} is not one of {DTYPES}")
         require(self.attention in ATTENTIONS, f"model.attention {self.attention!r} is not one of {ATTENTIONS}")
+        require(self.load_format in LOAD_FORMATS, f"model.load_format {self.load_format!r} is not one of {LOAD_FORMATS}")
+        require(1 <= self.dummy_tokens <= 440, f"model.dummy_tokens must be in [1, 440], got {self.dummy_tokens}")
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,8 @@ class TranscriberConfig:
                 "audio.vad works on the windows of decoding.long_form: chunked, not sequential long form")
         require(self.audio.channels == "mix" or self.decoding.long_form == "chunked",
                 "audio.channels: split works on the windows of decoding.long_form: chunked, not sequential long form")
+        require(self.model.load_format != "dummy" or self.decoding.long_form == "chunked",
+                "model.load_format: dummy decodes fixed-length windows: use decoding.long_form: chunked")
 
 
 T = TypeVar("T")

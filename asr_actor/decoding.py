@@ -104,6 +104,8 @@ def generate_kwargs(
         kwargs["task"] = task
     if cfg.max_new_tokens:
         kwargs["max_new_tokens"] = cfg.max_new_tokens
+    if loaded.info.dummy_tokens:  # random weights: exactly this many tokens, whatever they are
+        kwargs["min_new_tokens"] = kwargs["max_new_tokens"] = loaded.info.dummy_tokens
     if prompt:
         kwargs["prompt_ids"] = prompt_ids(loaded, prompt)
     return kwargs

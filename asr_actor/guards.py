@@ -86,8 +86,12 @@ def judge(out: dict[str, Any], tokens: Any, no_speech_prob: float | None, temper
     return Signals(avg, no_speech_prob, compression_ratio(decode_text(text_ids)), float(temperature or 0.0), probs, first)
 
 
-def install(model: Any, tokenizer: Any) -> None:
-    """Make ``model.generate`` judge its passes with :func:`judge` (thresholds come from each call's options)."""
+def install(model: Any, tokenizer: Any, judge_only: bool = False) -> None:
+    """Make ``model.generate`` judge its passes with :func:`judge` (thresholds come from each call's options).
+
+    ``judge_only`` (dummy weights): every pass is scored as usual (same work) but kept as it
+    is, never redone or skipped, so each window costs exactly one fixed-length pass.
+    """
     from transformers.generation.logits_process import WhisperNoSpeechDetection
 
     timestamp_begin = model.generation_config.no_timestamps_token_id + 1
@@ -110,6 +114,8 @@ def install(model: Any, tokenizer: Any) -> None:
         quiet = generation_config.no_speech_threshold is not None and nsp is not None \
             and nsp > generation_config.no_speech_threshold
         skip = quiet and (low or generation_config.logprob_threshold is None)  # OpenAI: confident text overrides
+        if judge_only:
+            return False, False
         return (False, True) if skip else (fallback, False)
 
     model._need_fallback = need_fallback

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asr_actor.config import ModelConfig
+from asr_actor.dummy import DUMMY, build_model, label
 from asr_actor.errors import AsrBatchError, describe
 from asr_actor.guards import install as install_guards
 from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
@@ -34,12 +35,13 @@ class ModelLoadError(AsrBatchError):
 class ModelInfo:
     """What was actually loaded: the device, dtype and attention the model runs with."""
 
-    model_id: str  # as configured (hub id, folder, URL or offline:tiny.en)
+    model_id: str  # as configured (hub id, folder, URL or offline:tiny.en); dummy:<id> for dummy weights
     revision: str | None  # as configured, or the commit hash the hub resolved
     device: str
     dtype: str
     attention: str
     multilingual: bool
+    dummy_tokens: int | None = None  # dummy weights: tokens decoded per window (model.dummy_tokens); None: real weights
 
 
 @dataclass(frozen=True)
@@ -119,29 +121,34 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     common: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": False}
     if source.local:
         common["local_files_only"] = True
+    dummy = cfg.load_format == DUMMY
     try:
-        model = WhisperForConditionalGeneration.from_pretrained(
-            source.path,
-            dtype=getattr(torch, dtype),
-            attn_implementation=attention,
-            low_cpu_mem_usage=True,
-            use_safetensors=True,
-            **common,
-        )
+        if dummy:
+            model = build_model(source.path, device, dtype, attention)
+        else:
+            model = WhisperForConditionalGeneration.from_pretrained(
+                source.path,
+                dtype=getattr(torch, dtype),
+                attn_implementation=attention,
+                low_cpu_mem_usage=True,
+                use_safetensors=True,
+                **common,
+            )
         processor = WhisperProcessor.from_pretrained(source.path, **common)
     except Exception as exc:  # noqa: BLE001 - unreadable weights or configs, of any library's error type
         cause = HUB_UNREACHABLE if not source.local and hub_unreachable(exc) else describe(exc)
         raise ModelLoadError(f"cannot load Whisper model {cfg.id!r}: {cause}") from exc
     model.to(device).eval()
-    install_guards(model, processor.tokenizer)
+    install_guards(model, processor.tokenizer, judge_only=dummy)
     info = ModelInfo(
-        model_id=cfg.id,
+        model_id=label(cfg),
         revision=cfg.revision or getattr(model.config, "_commit_hash", None),
         device=device,
         dtype=dtype,
         attention=model.config._attn_implementation,
         multilingual=bool(getattr(model.generation_config, "is_multilingual", False)),
+        dummy_tokens=cfg.dummy_tokens if dummy else None,
     )
-    log.info("loaded %s on %s as %s with %s attention", cfg.id, device, dtype, info.attention)
+    log.info("loaded %s on %s as %s with %s attention", info.model_id, device, dtype, info.attention)
     return LoadedModel(model=model, processor=processor, info=info)
 

@@ -35,6 +35,8 @@ class ModelPlan:
     attention: str
     multilingual: bool
     log_mel: LogMel  # the feature settings of preprocessor_config.json
+    load_format: str = "auto"  # model.load_format: "dummy" = random weights of the model's shape
+    dummy_tokens: int | None = None  # dummy weights: tokens decoded per window; None with real weights
 
     def pinned(self, cfg: ModelConfig) -> ModelConfig:
         """``cfg`` with nothing left to choose: what every model actor loads."""
@@ -69,4 +71,6 @@ def plan_model(cfg: ModelConfig, gpus: bool) -> ModelPlan:
         attention=resolve_attention(cfg.attention, device, dtype, capability),
         multilingual=int(files.config.get("vocab_size", 0)) >= MULTILINGUAL_VOCAB,
         log_mel=LogMel.from_preprocessor_config(files.preprocessor),
+        load_format=cfg.load_format,
+        dummy_tokens=cfg.dummy_tokens if cfg.load_format == "dummy" else None,
     )

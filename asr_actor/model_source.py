@@ -116,6 +116,10 @@ def _offline_folder(cfg: ModelConfig) -> Path:
 
 def resolve_model_source(cfg: ModelConfig) -> ModelSource:
     """Map ``cfg.id`` to something ``from_pretrained`` can open, copying remote folders first."""
+    if cfg.load_format == "dummy":
+        from asr_actor.dummy import dummy_folder
+
+        return ModelSource(str(dummy_folder(cfg)), local=True)
     if cfg.id == OFFLINE_MODEL_ID:
         return ModelSource(str(_offline_folder(cfg)), local=True)
     if cfg.id.startswith("file://"):
@@ -186,8 +190,15 @@ def read_model_files(cfg: ModelConfig) -> ModelFiles:
     """The model's ``config.json`` and ``preprocessor_config.json`` and its weights' identity.
 
     Nothing is loaded and no weight is copied. The offline default is converted here if
-    its cache is cold (its identity is the packaged source's SHA-256).
+    its cache is cold (its identity is the packaged source's SHA-256). Dummy weights are
+    named by their shape and seed.
     """
+    if cfg.load_format == "dummy":
+        from asr_actor.dummy import dummy_folder
+
+        folder = dummy_folder(cfg)
+        config, pre = (json.loads((folder / n).read_text()) for n in ("config.json", "preprocessor_config.json"))
+        return ModelFiles(config, pre, weights_id=folder.name, revision=None)
     if cfg.id == OFFLINE_MODEL_ID:
         from asr_actor.offline.folder import CONVERTER_VERSION, read_marker
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from asr_actor.dummy import DUMMY_PREFIX
 from asr_actor.errors import AsrBatchError, describe, redact
-from asr_actor.schema import ERROR, ID, TEXT
+from asr_actor.schema import ERROR, ID, MODEL, TEXT
 from asr_actor.wer import WordErrors, word_errors
 from jobs import storage
 from jobs.run_folder import RunFolder
@@ -39,6 +40,9 @@ def evaluate_run(run_uri: str, references_uri: str) -> dict[str, Any]:
     table = RunFolder(run_uri).read_all()
     if table.num_rows == 0:
         raise EvaluateError(f"{redact(run_uri)}: the run has no transcript rows (data/ is empty or missing)")
+    dummy = sorted({m for m in table.column(MODEL).to_pylist() if str(m).startswith(DUMMY_PREFIX)})
+    if dummy:
+        raise EvaluateError(f"{redact(run_uri)}: the run used dummy weights ({dummy[0]}); their text means nothing")
     rows, total = [], WordErrors(0, 0, 0, 0)
     for rid, text, error in zip(*(table.column(c).to_pylist() for c in (ID, TEXT, ERROR))):
         if rid not in refs:

@@ -20,13 +20,15 @@ from asr_actor.model_plan import ModelPlan
 _SPEED_ONLY = {"batch_size"}  # decoding options that do not change a transcript
 _ONLY_WHEN_SET = {"initial_prompt"}  # decoding options hashed only when set: runs without keep their hash
 _VAD = ("vad", "vad_threshold", "vad_min_silence_s", "vad_pad_s")  # hashed only when on: runs without keep their hash
+_DUMMY = ("load_format", "dummy_tokens")  # hashed only for dummy weights: real runs keep their hash
 _SPLIT = ("channels",)  # hashed only when split: mixed runs keep their hash
 
 
 def fingerprint_inputs(cfg: TranscriberConfig, plan: ModelPlan) -> dict[str, Any]:
     """What the fingerprint hashes, as a nested mapping in its JSON form (as run.json records it: lists, not tuples)."""
     return json.loads(json.dumps({
-        "model": {k: getattr(plan, k) for k in ("model_id", "weights_id", "device", "dtype", "attention")},
+        "model": {k: getattr(plan, k) for k in ("model_id", "weights_id", "device", "dtype", "attention",
+                                                *(_DUMMY if plan.load_format != "auto" else ()))},
         "features": dataclasses.asdict(plan.log_mel),
         "decoding": {k: v for k, v in dataclasses.asdict(cfg.decoding).items()
                      if k not in _SPEED_ONLY and not (k in _ONLY_WHEN_SET and v is None)},

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from asr_actor.dummy import label
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import DURATION, ERROR, FINGERPRINT, ID, MODEL, RUN_ID, STAGE_INPUT_COLUMNS, output_schema
 from jobs import storage
@@ -194,7 +195,7 @@ def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, ta
             compute=ActorPoolStrategy(min_size=st.transcribe.min_actors, max_size=st.transcribe.max_actors),
             num_gpus=st.transcribe.num_gpus or None, num_cpus=st.transcribe.num_cpus, **restarts,
         )
-        stamp = {MODEL: cfg.model.id, FINGERPRINT: p.fingerprint, RUN_ID: p.run_id}
+        stamp = {MODEL: label(cfg.model), FINGERPRINT: p.fingerprint, RUN_ID: p.run_id}
         return ds.map_batches(
             PartWriter, batch_size=st.write.batch_size, batch_format="pyarrow",
             fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp,

@@ -112,7 +112,7 @@ def _write_folder(src: Path, out: Path) -> None:
         raise OfflineModelMissing(f"{src}/vocabulary.txt has {len(vocab)} tokens, the weights {arch['vocab_size']}")
     tensors = {k: torch.from_numpy(np.array(v)) for k, v in converted.state_dict.items()}
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    hf.write_json(out / "config.json", _full_model_config(hf.model_config(arch, vocab)))
+    hf.write_json(out / "config.json", full_model_config(hf.model_config(arch, vocab)))
     hf.write_json(out / "generation_config.json", hf.generation_config(arch, ct2_config, vocab))
     tokenizer = hf.complete_tokenizer(json.loads((src / "tokenizer.json").read_text(encoding="utf-8")), vocab)
     hf.write_json(out / "tokenizer.json", tokenizer)
@@ -120,7 +120,7 @@ def _write_folder(src: Path, out: Path) -> None:
     hf.write_json(out / "preprocessor_config.json", hf.preprocessor_config(arch["num_mel_bins"]))
 
 
-def _full_model_config(kwargs: dict[str, object]) -> dict[str, object]:
+def full_model_config(kwargs: dict[str, object]) -> dict[str, object]:
     # Round-trip through WhisperConfig so every field transformers writes is present.
     from transformers import WhisperConfig
 

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from asr_actor.audio import decode_audio
+from asr_actor.config import WHISPER_NAMES, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 Files = list[tuple[str, bytes, float]]
@@ -35,7 +36,7 @@ def shutdown() -> None:
 
 
 def _offline_loaded(batch_size: int):
-    from asr_actor.config import DecodingConfig, ModelConfig
+    from asr_actor.config import DecodingConfig
     from asr_actor.model import load_model
 
     if "loaded" not in _state:
@@ -160,8 +161,6 @@ def _origin() -> Callable[[Files], Outcome]:
     """
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor, pipeline
-
-    from asr_actor.config import ModelConfig
     from asr_actor.model_source import resolve_model_source
 
     folder = resolve_model_source(ModelConfig()).path
@@ -222,35 +221,18 @@ def build(mode: str, files: Files, batch_size: int) -> Callable[[Files], Outcome
     raise SystemExit(f"unknown mode {mode!r}")
 
 
-# --- synthetic models: real shapes, random weights, a fixed number of decoded tokens ---
+# --- synthetic models: dummy weights (asr_actor/dummy.py), real shapes, a fixed number of decoded tokens ---
 
-SYNTHETIC = {
-    "large-v3": {"d_model": 1280, "encoder_layers": 32, "decoder_layers": 32, "heads": 20, "ffn": 5120, "mels": 128},
-    "large-v3-turbo": {"d_model": 1280, "encoder_layers": 32, "decoder_layers": 4, "heads": 20, "ffn": 5120, "mels": 128},
-    "tiny": {"d_model": 384, "encoder_layers": 4, "decoder_layers": 4, "heads": 6, "ffn": 1536, "mels": 80},
-}
-TOKENS_PER_WINDOW = 100  # about what 30 s of speech decodes to
+SYNTHETIC = sorted(WHISPER_NAMES)  # every name openai-whisper knows
+TOKENS_PER_WINDOW = ModelConfig().dummy_tokens  # about what 30 s of speech decodes to
 
 
-def _synthetic_model(name: str, dtype, attention: str, device: str):
-    import torch
-    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
+def _synthetic_model(name: str, dtype: str, attention: str, device: str):
+    from asr_actor.dummy import build_model, dummy_folder
 
-    s = SYNTHETIC[name]
-    cfg = WhisperConfig(
-        vocab_size=51866, num_mel_bins=s["mels"], d_model=s["d_model"], encoder_layers=s["encoder_layers"],
-        decoder_layers=s["decoder_layers"], encoder_attention_heads=s["heads"], decoder_attention_heads=s["heads"],
-        encoder_ffn_dim=s["ffn"], decoder_ffn_dim=s["ffn"], pad_token_id=50257, bos_token_id=50257,
-        eos_token_id=50257, decoder_start_token_id=50258,
-    )
-    with torch.device(device):
-        model = WhisperForConditionalGeneration._from_config(cfg, dtype=dtype, attn_implementation=attention)
-    model.eval()
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=50258, eos_token_id=50257, pad_token_id=50257, no_timestamps_token_id=50364,
-        is_multilingual=False, max_length=448, begin_suppress_tokens=None, suppress_tokens=None,
-    )
-    return model, s["mels"]
+    folder = dummy_folder(ModelConfig(id=name, load_format="dummy"))
+    model = build_model(folder, device, dtype, attention).eval()
+    return model, model.config.num_mel_bins
 
 
 def _synthetic_point(model, mels: int, batch: int, repeats: int) -> dict:
@@ -260,6 +242,8 @@ def _synthetic_point(model, mels: int, batch: int, repeats: int) -> dict:
     device, dtype = model.device, model.dtype
     feats = torch.randn(batch, mels, 3000, device=device, dtype=dtype)
     kwargs = {"min_new_tokens": TOKENS_PER_WINDOW, "max_new_tokens": TOKENS_PER_WINDOW, "num_beams": 1, "do_sample": False}
+    if model.generation_config.is_multilingual:  # no language detection pass
+        kwargs.update(language="en", task="transcribe")
 
     def once() -> None:
         with torch.inference_mode():
@@ -302,7 +286,7 @@ def synthetic_sweep(name: str, sweep: bool, repeats: int, batches: list[int] | N
         for dtype in dtypes:
             head = {"dtype": dtype, "attention": attention}
             try:
-                model, mels = _synthetic_model(name, getattr(torch, dtype), attention, "cuda" if gpu else "cpu")
+                model, mels = _synthetic_model(name, dtype, attention, "cuda" if gpu else "cpu")
             except Exception as exc:  # noqa: BLE001 - e.g. an attention this build lacks: record, go on
                 points.append({**head, "error": _reason(exc)})
                 print(points[-1], file=sys.stderr, flush=True)
