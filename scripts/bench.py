@@ -60,6 +60,7 @@ def measure(fns: dict[str, Callable[[list], modes.Outcome]], files: list, repeat
     """
     for fn in fns.values():
         fn(files[:WARMUP_FILES])
+    modes.gpu_busy_median(clear=True)  # the rounds' figure only
     times: dict[str, list[float]] = {mode: [] for mode in fns}
     audio: dict[str, float] = {}
     texts: dict[str, dict[str, str]] = {}
@@ -105,7 +106,8 @@ def ratios(results: dict) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None, quiet: bool = False) -> dict:
+    """Measure as ``argv`` asks; write the JSON document and (unless ``quiet``) print it."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=12.0, help="corpus length (default 12)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -115,8 +117,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sweep", action="store_true", help="with --synthetic: batch x attention x dtype")
     parser.add_argument("--batches", type=lambda v: [int(b) for b in v.split(",") if b],
                         help="with --synthetic: batch sizes, comma-separated (default 8,16,32,64 with --sweep)")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "local.yaml",
+                        help="the job config that bare and job run (its model, decoding and stages)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of --config, as asr-batch run --set (repeatable)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
+    modes.configure(args.config, args.overrides)
 
     started = datetime.now(timezone.utc)
     doc: dict = {"date": started.isoformat(timespec="seconds"), "machine": machine_info.collect()}
@@ -136,6 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
                 fns[mode] = fn
         figures, texts = measure(fns, files, args.repeats)
         results.update(figures)
+        if "job" in fns:
+            results["job"]["gpu_busy"] = modes.gpu_busy_median(clear=True)
         probe = files[0][0]  # every mode's transcript of one file: the modes decode the same audio alike
         doc["probe"] = {"file": probe, "texts": {mode: texts[mode].get(probe) for mode in texts}}
         if "job" in fns:
@@ -143,13 +152,18 @@ def main(argv: list[str] | None = None) -> dict:
             derived(results)
         modes.shutdown()
         doc["batch_size"] = args.batch_size
+        doc["config"] = {"file": str(args.config.relative_to(ROOT)), "set": args.overrides}
         doc["results"] = results
         doc["ratios"] = ratios(results)
     args.out.mkdir(parents=True, exist_ok=True)
     tag = doc["machine"].get("gpu") or "cpu"
-    name = f"{started:%Y-%m-%d}-{'synthetic-' + args.synthetic if args.synthetic else 'tiny.en'}-{tag}.json"
+    model = modes.job_config(1).model
+    named = model.id.removeprefix("openai/whisper-").removeprefix("offline:")
+    named = f"dummy-{named}" if model.load_format == "dummy" else named
+    name = f"{started:%Y-%m-%d}-{'synthetic-' + args.synthetic if args.synthetic else named}-{tag}.json"
     (args.out / name.replace(" ", "_")).write_text(json.dumps(doc, indent=2) + "\n")
-    print(json.dumps(doc, indent=2))
+    if not quiet:
+        print(json.dumps(doc, indent=2))
     return doc
 
 

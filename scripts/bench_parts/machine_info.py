@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 
 
 def _cpu_model() -> str:
@@ -26,6 +28,16 @@ def collect() -> dict:
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     return {
         "cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "gpu": gpu, "python": platform.python_version(), "versions": versions,
-        "lock": lock_state(),
+        "gpu": gpu, **({"gpu_detail": _gpu_detail(), "cuda": torch.version.cuda} if gpu else {}),
+        "python": platform.python_version(), "versions": versions, "lock": lock_state(),
     }
+
+
+def _gpu_detail() -> str | None:
+    """``name, driver, memory`` of the first GPU as ``nvidia-smi`` reports them."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    query = [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader", "-i", "0"]
+    out = subprocess.run(query, capture_output=True, text=True, timeout=30)
+    return out.stdout.strip() or None

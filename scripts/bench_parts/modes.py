@@ -5,6 +5,7 @@ covered and each file's transcript (so the modes can be checked against each oth
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import io
 import os
@@ -18,30 +19,60 @@ from typing import Callable
 import numpy as np
 
 from asr_actor.audio import decode_audio
+from bench_parts import gpu_busy
 from asr_actor.config import WHISPER_NAMES, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 Files = list[tuple[str, bytes, float]]
 Outcome = tuple[float, dict[str, str]]  # audio seconds covered, transcript per file name
 _stack = contextlib.ExitStack()  # services started for the measurements (S3 server, Ray)
-_state: dict = {}
+# The job config every mode runs (its model, decoding, stages) and the --set overrides on it.
+_state: dict = {"config": ROOT / "configs" / "local.yaml", "overrides": []}
+
+
+def configure(config: Path, overrides: list[str]) -> None:
+    """Measure the job (and the bare model) as ``config`` with ``overrides`` sets them up."""
+    _state.update(config=config, overrides=list(overrides))
+
+
+def job_config(batch_size: int, **fields):
+    """The job config of the measurements with decoding batches of ``batch_size``."""
+    from jobs.config import load_config
+
+    fields = {"input": "-", "output": "-", **fields}
+    return load_config(_state["config"], [*_state["overrides"], f"decoding.batch_size={batch_size}"], **fields)
 
 
 def shutdown() -> None:
+    """Stop the services and drop the loaded model (a next measurement may load another)."""
     _stack.close()
     if "ray" in sys.modules:
         import ray
 
         ray.shutdown()
+    if _state.pop("loaded", None) is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
-def _offline_loaded(batch_size: int):
-    from asr_actor.config import DecodingConfig
+def gpu_busy_median(clear: bool = False) -> float | None:
+    """The median GPU busy fraction of the job's runs since the last clearing (None without a GPU)."""
+    values = [v for v in _state.get("gpu_busy", []) if v is not None]
+    if clear:
+        _state["gpu_busy"] = []
+    return round(float(np.median(values)), 3) if values else None
+
+
+def _loaded(batch_size: int):
+    """The job's model, loaded here as a model actor loads it, and the job's decoding options."""
     from asr_actor.model import load_model
 
+    cfg = job_config(batch_size)
     if "loaded" not in _state:
-        _state["loaded"] = load_model(ModelConfig())
-    return _state["loaded"], DecodingConfig(batch_size=batch_size)
+        _state["loaded"] = load_model(cfg.model)
+    return _state["loaded"], cfg.decoding
 
 
 def _bare(files: Files, batch_size: int) -> Callable[[Files], Outcome]:
@@ -50,16 +81,16 @@ def _bare(files: Files, batch_size: int) -> Callable[[Files], Outcome]:
     from asr_actor.features import LogMel
     from asr_actor.windows import plan_windows
 
-    loaded, dec = _offline_loaded(batch_size)
+    loaded, dec = _loaded(batch_size)
     log_mel = LogMel.of(loaded.processor.feature_extractor)
-    kwargs = generate_kwargs(loaded, dec, "transcribe", [None] * batch_size)
     cache: dict[str, list] = {}
 
     def windows_of(name: str, data: bytes) -> list:
-        if name not in cache:  # features are computed outside the timed runs' model work
+        key = hashlib.sha256(data).hexdigest()  # the corpus repeats its fixtures: their features once each
+        if key not in cache:  # features are computed outside the timed runs' model work
             w = decode_audio(data).waveform
-            cache[name] = [(p.duration_s, log_mel.one(w[p.start : p.end])) for p in plan_windows(w, 20.0)]
-        return cache[name]
+            cache[key] = [(p.duration_s, log_mel.one(w[p.start : p.end])) for p in plan_windows(w, 20.0)]
+        return cache[key]
 
     for name, data, _ in files:
         windows_of(name, data)
@@ -70,7 +101,9 @@ def _bare(files: Files, batch_size: int) -> Callable[[Files], Outcome]:
         feats = np.stack([w[3] for w in windows])
         tokens: dict[str, list[tuple[int, list[int]]]] = {name: [] for name, _, _ in subset}
         for lo in range(0, len(feats), batch_size):
-            for (name, i, _, _), segments in zip(windows[lo:], generate_segments(loaded, feats[lo : lo + batch_size], kwargs)):
+            batch = feats[lo : lo + batch_size]
+            kwargs = generate_kwargs(loaded, dec, dec.task, [dec.language] * len(batch))
+            for (name, i, _, _), segments in zip(windows[lo:], generate_segments(loaded, batch, kwargs)):
                 tokens[name].append((i, [t for seg in segments for t in seg.tokens]))
         decode = loaded.processor.tokenizer.decode
         texts = {name: decode([t for _, ts in sorted(parts) for t in ts], skip_special_tokens=True).strip()
@@ -94,11 +127,9 @@ def start(modes: list[str]) -> None:
     if "job_s3" in modes:
         _state["aws"] = _start_s3()
     if {"job", "job_s3"} & set(modes):
-        from jobs.config import load_config
         from jobs.ray_cluster import init_ray
 
-        # The job's own local cluster, as configs/local.yaml sizes it.
-        init_ray(load_config(ROOT / "configs" / "local.yaml").ray)
+        init_ray(job_config(1).ray)  # the job's own local cluster, as its config sizes it
 
 
 def _put_corpus(files: Files, s3: bool) -> str:
@@ -132,20 +163,18 @@ def _manifest(root: str, files: Files) -> str:
 def _job(files: Files, batch_size: int, s3: bool) -> Callable[[Files], Outcome]:
     from asr_actor.schema import ID, TEXT
     from jobs import storage
-    from jobs.config import load_config
     from jobs.pipeline import run_job
     from jobs.run_folder import RunFolder
 
     root = _put_corpus(files, s3)
     output = "s3://bench/runs" if s3 else _stack.enter_context(tempfile.TemporaryDirectory(prefix="asr-runs-"))
-    overrides = [f"decoding.batch_size={batch_size}"]
 
     def run(subset: Files) -> Outcome:
         manifest = _manifest(root, subset)
-        cfg = load_config(ROOT / "configs" / "local.yaml", overrides, input=manifest, output=output,
-                          run_id=f"bench-{uuid.uuid4().hex[:8]}")
-        with contextlib.redirect_stderr(io.StringIO()):
+        cfg = job_config(batch_size, input=manifest, output=output, run_id=f"bench-{uuid.uuid4().hex[:8]}")
+        with contextlib.redirect_stderr(io.StringIO()), gpu_busy.sampled() as busy:
             summary = run_job(cfg)
+        _state.setdefault("gpu_busy", []).append(busy.fraction())
         rows = RunFolder(storage.join(output, cfg.run_id)).read_all([ID, TEXT]).to_pydict()
         return summary["audio_s"], dict(zip(rows[ID], rows[TEXT]))
 
