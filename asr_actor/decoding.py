@@ -36,10 +36,14 @@ class WindowRequest:
 
 
 def to_model_input(loaded: LoadedModel, features: np.ndarray):
+    """Features on the model's device in its dtype: cast on the host (a float16 model's copy is half
+    the bytes), from page-locked memory on a GPU so the copy is asynchronous and never stalls the host."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(features))
-    return x.to(loaded.model.device, dtype=loaded.model.dtype, non_blocking=True)
+    x = torch.from_numpy(np.ascontiguousarray(features)).to(loaded.model.dtype)
+    if loaded.model.device.type == "cuda":
+        x = x.pin_memory()
+    return x.to(loaded.model.device, non_blocking=True)
 
 
 def generate_segments(loaded: LoadedModel, features: np.ndarray, kwargs: dict[str, Any]) -> list[list[RawSegment]]:
