@@ -66,3 +66,44 @@ def test_translate_and_per_row_languages(multilingual):
 def test_config_language_is_the_default(folder):
     out = _transcriber(folder, language="es")(_batch(language=[None, "it", None]))
     assert out["language"] == ["es", "it", "es"]
+
+
+def _count_encoder_rows(t: Transcriber) -> list[int]:
+    rows: list[int] = []
+    t.loaded.model.get_encoder().register_forward_hook(lambda _m, _a, out: rows.append(out[0].shape[0]))
+    return rows
+
+
+def _count_window_passes(t: Transcriber) -> list[int]:
+    passes: list[int] = []
+    judge = t.loaded.model._need_fallback
+
+    def counting(sequence, outputs, index, *args):
+        passes.append(1)
+        return judge(sequence, outputs, index, *args)
+
+    t.loaded.model._need_fallback = counting
+    return passes
+
+
+def test_no_speech_detection_reuses_the_encoder_pass_of_each_decoding_pass(folder):
+    batch = _batch(language=["en", "de", "en"])
+    greedy = _transcriber(folder, temperatures=(0.0,))  # one pass per window; no_speech_threshold is on
+    encoder_rows, windows = _count_encoder_rows(greedy), []
+    greedy.on_windows = windows.append
+    shared = greedy(batch)
+    assert shared["error"] == [None] * 3 and encoder_rows and sum(encoder_rows) == sum(windows)
+    # transformers' own detection, put back: a second full forward per pass, the same probabilities and tokens
+    del greedy.loaded.model._setup_no_speech_detection
+    encoder_rows.clear()
+    windows.clear()
+    own = greedy(batch)
+    assert sum(encoder_rows) == 2 * sum(windows)
+    assert own["segments"] == shared["segments"] and own["text"] == shared["text"]
+    assert all(s["no_speech_prob"] is not None for segs in shared["segments"] for s in segs)
+
+    fallback = _transcriber(folder)  # random weights fail the guards: passes are redone hotter
+    encoder_rows, passes = _count_encoder_rows(fallback), _count_window_passes(fallback)
+    out = fallback(batch)
+    assert out["error"] == [None] * 3 and len(passes) > sum(windows)  # fallbacks happened
+    assert sum(encoder_rows) == len(passes)  # one encoder row per window per pass, whatever the guards
