@@ -24,6 +24,7 @@ ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 LONG_FORMS = ("chunked", "sequential")
 VADS = ("off", "silero")
 LOAD_FORMATS = ("auto", "dummy")
+COMPILES = ("auto", "off", "static", "on")
 # openai-whisper's model names, as its users type them, and the hub ids they stand for.
 WHISPER_NAMES = {
     **{name: f"openai/whisper-{name}" for name in (
@@ -92,6 +93,11 @@ class DecodingConfig:
     compression_ratio_threshold: float | None = 2.4  # fall back above this zlib ratio of the text (loops, repeats)
     word_timestamps: bool = False  # words (start, end, word, probability) in each segment; attention turns eager
     initial_prompt: str | None = None  # words to expect (names, terms) for rows without a `prompt`; None = no prompt
+    # The decoder's KV cache and graphs (asr_actor/decoding.py): "off": transformers' dynamic cache;
+    # "static": a static cache of batch_size rows (batches padded to it); "on": static and the decoder
+    # step compiled (CUDA graphs on a GPU); "auto": "on" on a GPU for greedy decoding without word
+    # timestamps, else "off". Speed only: the tokens are the same. Not with beams or word timestamps.
+    compile: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperatures", tuple(self.temperatures))
@@ -105,6 +111,13 @@ class DecodingConfig:
         require(self.task in TASKS, f"decoding.task {self.task!r} is not one of {TASKS}")
         require(self.long_form in LONG_FORMS, f"decoding.long_form {self.long_form!r} is not one of {LONG_FORMS}")
         require(self.max_new_tokens is None or self.max_new_tokens >= 1, "decoding.max_new_tokens must be >= 1")
+        require(self.compile in COMPILES, f"decoding.compile {self.compile!r} is not one of {COMPILES}")
+        require(self.compile in ("auto", "off") or self.num_beams == 1,
+                f"decoding.compile: {self.compile} decodes greedily; use num_beams: 1 or compile: off")
+        # transformers 5 pads a static cache's fallback passes but not their frame counts: word timestamps
+        # then fail (IndexError in _extract_token_timestamps), and compiled steps cannot return attention.
+        require(self.compile in ("auto", "off") or not self.word_timestamps,
+                f"decoding.compile: {self.compile} cannot give word timestamps; use compile: off")
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ so every segment reports them.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -86,6 +87,17 @@ def judge(out: dict[str, Any], tokens: Any, no_speech_prob: float | None, temper
     return Signals(avg, no_speech_prob, compression_ratio(decode_text(text_ids)), float(temperature or 0.0), probs, first)
 
 
+@contextlib.contextmanager
+def padded(model: Any, real: int) -> Iterator[None]:
+    """While a batch padded past its first ``real`` rows (a static cache's fixed shape) is decoded:
+    every padding row's first pass is skipped, so it is never decoded again hotter."""
+    model.asr_real_rows = real
+    try:
+        yield
+    finally:
+        model.asr_real_rows = None
+
+
 def install(model: Any, tokenizer: Any, judge_only: bool = False) -> None:
     """Make ``model.generate`` judge its passes with :func:`judge` (thresholds come from each call's options).
 
@@ -101,6 +113,9 @@ def install(model: Any, tokenizer: Any, judge_only: bool = False) -> None:
         return tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def need_fallback(seek_sequence, seek_outputs, index, logits_processor, generation_config, vocab_size, temperature):
+        real = getattr(model, "asr_real_rows", None)
+        if real is not None and index >= real:  # padding: a later pass only ever holds real rows
+            return False, True
         out = seek_outputs[index]
         detector = next((p for p in logits_processor or () if isinstance(p, WhisperNoSpeechDetection)), None)
         nsp = float(detector.no_speech_prob[index]) if detector is not None else None

@@ -17,7 +17,7 @@ from typing import Any
 from asr_actor.config import TranscriberConfig
 from asr_actor.model_plan import ModelPlan
 
-_SPEED_ONLY = {"batch_size"}  # decoding options that do not change a transcript
+_SPEED_ONLY = {"batch_size", "compile"}  # decoding options that do not change a transcript
 _ONLY_WHEN_SET = {"initial_prompt"}  # decoding options hashed only when set: runs without keep their hash
 _VAD = ("vad", "vad_threshold", "vad_min_silence_s", "vad_pad_s")  # hashed only when on: runs without keep their hash
 _DUMMY = ("load_format", "dummy_tokens")  # hashed only for dummy weights: real runs keep their hash

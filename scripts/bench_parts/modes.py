@@ -103,7 +103,7 @@ def _bare(files: Files, batch_size: int) -> Callable[[Files], Outcome]:
         for lo in range(0, len(feats), batch_size):
             batch = feats[lo : lo + batch_size]
             kwargs = generate_kwargs(loaded, dec, dec.task, [dec.language] * len(batch))
-            for (name, i, _, _), segments in zip(windows[lo:], generate_segments(loaded, batch, kwargs)):
+            for (name, i, _, _), segments in zip(windows[lo:], generate_segments(loaded, batch, kwargs, batch_size)):
                 tokens[name].append((i, [t for seg in segments for t in seg.tokens]))
         decode = loaded.processor.tokenizer.decode
         texts = {name: decode([t for _, ts in sorted(parts) for t in ts], skip_special_tokens=True).strip()
