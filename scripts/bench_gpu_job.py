@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The device check's figures: the whole job and the bare model on one GPU, dummy weights, one JSON document.
 
-For each model (dummy weights, ``model.dummy_tokens`` per window, ``decoding.language:
-en`` so neither side detects languages) it runs ``scripts/bench.py``'s ``bare`` and
+For each model and ``decoding.compile`` (dummy weights, ``model.dummy_tokens`` per
+window, ``decoding.language: en`` so neither side detects languages) it runs ``scripts/bench.py``'s ``bare`` and
 ``job`` modes on the same corpus at the same decoding batch, and prints one JSON
 document: the card and versions, then per model the bare ``generate`` rate, the whole
 job's rate, its start-up, its rate after start-up, job / bare and the GPU's busy
@@ -10,7 +10,7 @@ fraction while the job ran. ``--dry`` runs the same code on this machine's CPU w
 dummy tiny and a short corpus, so the suite proves the device run still works.
 
     python scripts/bench_gpu_job.py                # GPU: dummy large-v3 and large-v3-turbo
-    python scripts/bench_gpu_job.py --dry          # CPU: dummy tiny, 1.5 minutes of audio
+    python scripts/bench_gpu_job.py --dry          # CPU: dummy tiny, 45 s of audio
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench  # noqa: E402
 
-GPU = {"models": "large-v3,large-v3-turbo", "batch": 64, "minutes": 240.0, "repeats": 2, "config": "configs/gpu.yaml",
-       "set": ["stages.prepare.concurrency=12"]}
-DRY = {"models": "tiny", "batch": 4, "minutes": 1.5, "repeats": 1, "config": "configs/local.yaml",
+GPU = {"models": "large-v3,large-v3-turbo", "compiles": "off,on", "batch": 64, "minutes": 120.0, "repeats": 2,
+       "config": "configs/gpu.yaml", "set": ["stages.prepare.concurrency=12"]}
+DRY = {"models": "tiny", "compiles": "off,static", "batch": 4, "minutes": 0.75, "repeats": 1, "config": "configs/local.yaml",
        "set": ["model.dummy_tokens=20"]}
 
 
-def point(model: str, doc: dict) -> dict:
-    """One model's figures from a bench document."""
+def point(model: str, compile_mode: str, doc: dict) -> dict:
+    """One model's figures with one decoding.compile from a bench document."""
     results, ratios = doc["results"], doc["ratios"]
     return {
-        "model": model, "batch": doc["batch_size"], "audio_s": doc["corpus"]["audio_s"],
+        "model": model, "compile": compile_mode, "batch": doc["batch_size"], "audio_s": doc["corpus"]["audio_s"],
         "bare_rtfx": results["bare"]["rtfx"], "job_rtfx": results["job"]["rtfx"],
         "job_startup_s": results["job_startup"]["median_s"],
         "job_throughput_rtfx": results.get("job_throughput", {}).get("rtfx"),
@@ -50,25 +50,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry", action="store_true", help="CPU, dummy tiny, a short corpus: the same code path")
     parser.add_argument("--models", help="comma-separated openai-whisper names")
+    parser.add_argument("--compiles", help="comma-separated decoding.compile values (off, static, on)")
     parser.add_argument("--batch", type=int, help="decoding.batch_size (and files per model call)")
     parser.add_argument("--minutes", type=float, help="corpus length")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     plan = DRY if args.dry else GPU
-    models = (args.models or plan["models"]).split(",")
+    models, compiles = (args.models or plan["models"]).split(","), (args.compiles or plan["compiles"]).split(",")
     batch, minutes, repeats = args.batch or plan["batch"], args.minutes or plan["minutes"], args.repeats or plan["repeats"]
     started = datetime.now(timezone.utc)
     points, machine = [], None
     for model in models:
-        sets = [f"model.id={model}", "model.load_format=dummy", "decoding.language=en",
-                f"stages.transcribe.batch_size={batch}", *plan["set"]]
-        doc = bench.main(["--config", str(ROOT / plan["config"]), *(x for s in sets for x in ("--set", s)),
-                          "--modes", "bare,job", "--minutes", str(minutes), "--repeats", str(repeats),
-                          "--batch-size", str(batch), "--out", str(args.out / "parts")], quiet=True)
-        machine = doc["machine"]
-        points.append(point(model, doc))
-        print(json.dumps(points[-1]), file=sys.stderr, flush=True)
+        for compile_mode in compiles:
+            sets = [f"model.id={model}", "model.load_format=dummy", "decoding.language=en",
+                    f"decoding.compile={compile_mode}", f"stages.transcribe.batch_size={batch}", *plan["set"]]
+            doc = bench.main(["--config", str(ROOT / plan["config"]), *(x for s in sets for x in ("--set", s)),
+                              "--modes", "bare,job", "--minutes", str(minutes), "--repeats", str(repeats),
+                              "--batch-size", str(batch), "--out", str(args.out / "parts")], quiet=True)
+            machine = doc["machine"]
+            points.append(point(model, compile_mode, doc))
+            print(json.dumps(points[-1]), file=sys.stderr, flush=True)
     summary = {"date": started.isoformat(timespec="seconds"), "dry": args.dry, "machine": machine,
                "config": plan["config"], "tokens_per_window": bench.modes.job_config(1).model.dummy_tokens, "points": points}
     card = (machine or {}).get("gpu") or "cpu"
