@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 
 from asr_actor.config import DecodingConfig
+from asr_actor.encoder_once import encoder_once
 from asr_actor.errors import describe
 from asr_actor.model import LoadedModel
 from asr_actor.guards import SIGNALS, Signals, padded
@@ -25,12 +26,20 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Decoded:
+    """One decoded window: its segments, and the language detected for it (None when it had one)."""
+
+    segments: list[RawSegment]
+    language: str | None
+
+
+@dataclass(frozen=True)
 class WindowRequest:
     """One window to decode."""
 
     features: np.ndarray  # [n_mels, 3000] float32 log-mel
     task: str
-    language: str | None  # None on English-only models
+    language: str | None  # None: detect it (multilingual models), from the encoder pass the decoding uses
     prompt: str | None  # Whisper's prompt (the row's, else decoding.initial_prompt); None = none
     duration_s: float  # audio in the window, for sorting similar windows together
 
@@ -94,16 +103,42 @@ def generate_segments(
     static cache a smaller batch is padded to ``batch_size`` rows, so every call has one
     shape (one cache, one set of CUDA graphs); the padding rows are skipped after one pass.
     """
+    x, kwargs, real = _model_input(loaded, features, kwargs, batch_size)
+    return _generate_on(loaded, x, kwargs, real)
+
+
+def generate_detecting(
+    loaded: LoadedModel, features: np.ndarray, kwargs: dict[str, Any], batch_size: int | None = None,
+) -> tuple[list[str], list[list[RawSegment]]]:
+    """Each window's language, then its segments decoded in that language: :func:`generate_segments`
+    with one encoder pass serving both (:mod:`asr_actor.encoder_once`)."""
     import torch
 
+    x, kwargs, real = _model_input(loaded, features, kwargs, batch_size)
+    with torch.inference_mode(), encoder_once(loaded.model, x) as encoded:
+        codes = _language_codes(loaded, loaded.model.detect_language(encoder_outputs=encoded))
+        return codes[:real], _generate_on(loaded, x, {**kwargs, "language": codes}, real)
+
+
+def _model_input(loaded: LoadedModel, features: np.ndarray, kwargs: dict[str, Any], batch_size: int | None):
     real = len(features)
     if kwargs.get("cache_implementation") == "static" and batch_size and real < batch_size:
         features, kwargs = _padded(features, kwargs, batch_size)
+    return to_model_input(loaded, features), kwargs, real
+
+
+def _generate_on(loaded: LoadedModel, x, kwargs: dict[str, Any], real: int) -> list[list[RawSegment]]:
+    import torch
+
     with torch.inference_mode(), padded(loaded.model, real):
-        out = loaded.model.generate(
-            to_model_input(loaded, features), return_timestamps=True, return_segments=True, **kwargs
-        )
+        out = loaded.model.generate(x, return_timestamps=True, return_segments=True, **kwargs)
     return [[_raw_segment(seg) for seg in per_input] for per_input in out["segments"][:real]]
+
+
+def _language_codes(loaded: LoadedModel, ids) -> list[str]:
+    """Language codes (``"en"``, ``"de"``…) of the model's language token ids."""
+    id_to_lang = {v: k.strip("<|>") for k, v in loaded.model.generation_config.lang_to_id.items()}
+    return [id_to_lang[int(i)] for i in ids.view(-1).tolist()]
 
 
 def _raw_segment(seg: dict[str, Any]) -> RawSegment:
@@ -159,7 +194,8 @@ def generate_kwargs(
     return kwargs
 
 
-def _generate(loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingConfig) -> list[list[RawSegment]]:
+def _generate(loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingConfig) -> list[Decoded]:
+    """One ``generate`` call over ``reqs`` (one task and prompt; all to detect, or none)."""
     kwargs = generate_kwargs(loaded, cfg, reqs[0].task, [r.language for r in reqs], reqs[0].prompt)
     if cfg.word_timestamps:  # the alignment looks only at each window's audio, not at its padding
         import torch
@@ -167,7 +203,15 @@ def _generate(loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingC
         frames = reqs[0].features.shape[-1]
         real = torch.tensor([min(frames, math.ceil(r.duration_s * FRAMES_PER_S)) for r in reqs])
         kwargs["attention_mask"] = (torch.arange(frames)[None, :] < real[:, None]).long().to(loaded.model.device)
-    return generate_segments(loaded, np.stack([r.features for r in reqs]), kwargs, cfg.batch_size)
+    features = np.stack([r.features for r in reqs])
+    if _detects(loaded, reqs[0]):
+        codes, segments = generate_detecting(loaded, features, kwargs, cfg.batch_size)
+        return [Decoded(s, code) for s, code in zip(segments, codes)]
+    return [Decoded(s, None) for s in generate_segments(loaded, features, kwargs, cfg.batch_size)]
+
+
+def _detects(loaded: LoadedModel, req: WindowRequest) -> bool:
+    return req.language is None and loaded.info.multilingual
 
 
 def _run_splitting(fn: Callable[[list[T]], list], items: list[T]) -> list:
@@ -183,7 +227,7 @@ def _run_splitting(fn: Callable[[list[T]], list], items: list[T]) -> list:
 
 def run_in_batches(
     n: int,
-    group_of: Callable[[int], tuple[str, str]],
+    group_of: Callable[[int], tuple],
     size_of: Callable[[int], float],
     batch_size: int,
     fn: Callable[[list[int]], list],
@@ -191,7 +235,7 @@ def run_in_batches(
 ) -> list:
     """``fn`` over batches of item indices; one result (or error string) per item.
 
-    Items are grouped by (task, prompt) (one of each per ``generate`` call) and sorted
+    Items are grouped by ``group_of`` (task, prompt...: one of each per ``generate`` call) and sorted
     longest first so items of similar length share a batch, then cut into batches of
     ``batch_size``. ``on_batch(indices)`` follows each call (progress).
     """
@@ -211,11 +255,12 @@ def run_in_batches(
 def decode_windows(
     loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingConfig,
     on_windows: Callable[[int], None] | None = None,
-) -> list[list[RawSegment] | str]:
-    """Segments per request, in window time, or an error string; ``on_windows(n)`` after each ``generate``."""
+) -> list[Decoded | str]:
+    """Segments per request, in window time (and the language of those asking for detection),
+    or an error string; ``on_windows(n)`` after each ``generate``."""
     return run_in_batches(
         len(reqs),
-        lambda i: (reqs[i].task, reqs[i].prompt or ""),
+        lambda i: (reqs[i].task, reqs[i].prompt or "", _detects(loaded, reqs[i])),
         lambda i: reqs[i].duration_s,
         cfg.batch_size,
         lambda idx: _generate(loaded, [reqs[i] for i in idx], cfg),
@@ -224,15 +269,13 @@ def decode_windows(
 
 
 def detect_languages(loaded: LoadedModel, features: Sequence[np.ndarray], batch_size: int) -> list[str]:
-    """Language code (``"en"``, ``"de"``…) of each window, by the model's language token."""
+    """Language code of each window, by the model's language token (sequential long form: whole
+    files are decoded by transformers' own loop, which encodes them again)."""
     import torch
-
-    id_to_lang = {v: k.strip("<|>") for k, v in loaded.model.generation_config.lang_to_id.items()}
 
     def detect(items: list[np.ndarray]) -> list[str]:
         with torch.inference_mode():
-            ids = loaded.model.detect_language(input_features=to_model_input(loaded, np.stack(items)))
-        return [id_to_lang[int(i)] for i in ids.view(-1).tolist()]
+            return _language_codes(loaded, loaded.model.detect_language(input_features=to_model_input(loaded, np.stack(items))))
 
     out: list[str] = []
     for lo in range(0, len(features), batch_size):

@@ -108,7 +108,7 @@ class Transcriber:
         n = batch_size_of(batch)
         errors, tasks, languages, prompts = (column(batch, c, n) for c in (ERROR, TASK, LANGUAGE, PROMPT))
         rows = [self._options(errors[i], tasks[i], languages[i], prompts[i]) for i in range(n)]
-        self._detect(batch, rows)
+        self._detect_sequential(batch, rows)
         windows = self._decode_chunked(batch, rows)
         self._decode_sequential(batch, rows)
         out = {k: list(v) for k, v in batch.items() if k not in WORKING_COLUMNS}
@@ -138,15 +138,13 @@ class Transcriber:
             return _Row(error=f"{STAGE}: model {model} does not know language {language!r}")
         return _Row(task=task, language=language, prompt=prompt)
 
-    def _detect(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
-        """Detect the language of multilingual rows that have none, from their first window
-        (split audio: channel 0's first, or that of the first channel with a window)."""
-        features = batch[FEATURES]
-        need = [i for i, r in enumerate(rows) if r.error is None and r.language is None
-                and (features[i] is None or len(features[i]))]  # zero windows (no speech): nothing to detect
+    def _detect_sequential(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
+        """Detect the language of multilingual rows for sequential long form that have none, from the
+        first 30 s of their waveform (chunked rows are detected as their first window is decoded)."""
+        need = [i for i, r in enumerate(rows) if r.error is None and r.language is None and batch[FEATURES][i] is None]
         if not need:
             return
-        firsts = [features[i][0] if features[i] is not None else self._first_window(batch, i) for i in need]
+        firsts = [self._first_window(batch, i) for i in need]
         for i, code in zip(need, detect_languages(self.loaded, firsts, self.config.decoding.batch_size)):
             if code.startswith(f"{STAGE}:"):
                 rows[i].error = code
@@ -157,26 +155,46 @@ class Transcriber:
         return self.log_mel.one(batch[WAVEFORM][i][:WINDOW_SAMPLES])
 
     def _decode_chunked(self, batch: Mapping[str, Any], rows: list[_Row]) -> int:
-        """Decode every window of every windowed row in packed batches; returns the window count."""
-        reqs, owners = [], []
-        for i, row in enumerate(rows):
-            if row.error is None and batch[FEATURES][i] is not None:
-                row.windows = []  # stays empty when the VAD found no speech
-                for w, bounds in enumerate(batch[WINDOWS][i]):
-                    feats, seconds = batch[FEATURES][i][w], (bounds[1] - bounds[0]) / SAMPLE_RATE
-                    reqs.append(WindowRequest(feats, row.task, row.language, row.prompt, seconds))
-                    owners.append((i, w))
+        """Decode every window of every windowed row in packed batches; returns the window count.
+
+        A multilingual row with no language is detected from its first window (split audio:
+        that of the first channel with a window) while that window is decoded, from the same
+        encoder pass; its other windows are then decoded in that language.
+        """
+        chunked = [i for i, r in enumerate(rows) if r.error is None and batch[FEATURES][i] is not None]
+        for i in chunked:
+            rows[i].windows = []  # stays empty when the VAD found no speech
+        firsts = [(i, 0) for i in chunked if rows[i].language is None and len(batch[FEATURES][i])]
+        done = self._decode(batch, rows, firsts)
+        for (i, _), out in done.items():
+            if isinstance(out, str):
+                rows[i].error = out
+            else:
+                rows[i].language = out.language
+        rest = [(i, w) for i in chunked if rows[i].error is None for w in range(len(batch[FEATURES][i]))
+                if (i, w) not in done]
+        done.update(self._decode(batch, rows, rest))
         per_row: dict[int, list] = {}
-        for (i, w), raw in zip(owners, decode_windows(self.loaded, reqs, self.config.decoding, self.on_windows)):
-            per_row.setdefault(i, []).append((w, raw))
-        for i, parts in per_row.items():
-            failed = [raw for _, raw in parts if isinstance(raw, str)]
-            if failed:
+        for (i, w), out in sorted(done.items(), key=lambda item: item[0]):
+            per_row.setdefault(i, []).append((w, out))
+        for i in chunked:
+            parts = per_row.get(i, [])
+            failed = [out for _, out in parts if isinstance(out, str)]
+            if rows[i].error is None and failed:
                 rows[i].error = failed[0]
-                continue
-            bounds = batch[WINDOWS][i]
-            rows[i].windows = [self._window_segments(raw, bounds[w]) for w, raw in sorted(parts, key=lambda p: p[0])]
-        return len(reqs)
+            if rows[i].error is None:
+                bounds = batch[WINDOWS][i]
+                rows[i].windows = [self._window_segments(out.segments, bounds[w]) for w, out in parts]
+        return len(done)
+
+    def _decode(self, batch: Mapping[str, Any], rows: list[_Row], owners: list[tuple[int, int]]) -> dict:
+        """(row, window) -> its :class:`Decoded`, or an error string."""
+        reqs = []
+        for i, w in owners:
+            bounds, row = batch[WINDOWS][i][w], rows[i]
+            seconds = (bounds[1] - bounds[0]) / SAMPLE_RATE
+            reqs.append(WindowRequest(batch[FEATURES][i][w], row.task, row.language, row.prompt, seconds))
+        return dict(zip(owners, decode_windows(self.loaded, reqs, self.config.decoding, self.on_windows)))
 
     def _window_segments(self, raw, bounds) -> list[Segment]:
         """A window's segments in file time; ``bounds``: start, end (samples) and, split, the channel."""

@@ -69,8 +69,9 @@ def test_config_language_is_the_default(folder):
 
 
 def _count_encoder_rows(t: Transcriber) -> list[int]:
+    """Rows the encoder actually computes (its first layer runs: a reused output does not count)."""
     rows: list[int] = []
-    t.loaded.model.get_encoder().register_forward_hook(lambda _m, _a, out: rows.append(out[0].shape[0]))
+    t.loaded.model.get_encoder().conv1.register_forward_hook(lambda _m, _a, out: rows.append(out.shape[0]))
     return rows
 
 
@@ -107,3 +108,14 @@ def test_no_speech_detection_reuses_the_encoder_pass_of_each_decoding_pass(folde
     out = fallback(batch)
     assert out["error"] == [None] * 3 and len(passes) > sum(windows)  # fallbacks happened
     assert sum(encoder_rows) == len(passes)  # one encoder row per window per pass, whatever the guards
+
+
+def test_language_detection_reuses_the_encoder_pass_of_the_first_window(folder):
+    t = _transcriber(folder, temperatures=(0.0,))
+    encoder_rows, windows = _count_encoder_rows(t), []
+    t.on_windows = windows.append
+    detected = t(_batch())  # no language anywhere: each file's is detected from its first window
+    assert detected["error"] == [None] * 3 and all(detected["language"])
+    assert sum(encoder_rows) == sum(windows)  # not one more per file for the detection
+    given = t(_batch(language=detected["language"]))  # the same languages, given: the same decoding
+    assert given["segments"] == detected["segments"] and given["language"] == detected["language"]
