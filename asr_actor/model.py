@@ -20,6 +20,7 @@ from asr_actor.dummy import DUMMY, build_model, label
 from asr_actor.errors import AsrBatchError, describe
 from asr_actor.guards import install as install_guards
 from asr_actor.no_speech import install as install_no_speech
+from asr_actor.timestamp_rules import install as install_timestamp_rules
 from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     model.to(device).eval()
     install_guards(model, processor.tokenizer, judge_only=dummy)
     install_no_speech(model)
+    install_timestamp_rules(model)
     info = ModelInfo(
         model_id=label(cfg),
         revision=cfg.revision or getattr(model.config, "_commit_hash", None),

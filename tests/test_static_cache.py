@@ -53,6 +53,15 @@ def test_the_transformers_internals_the_job_replaces_keep_their_shape():
     assert "self._setup_no_speech_detection(" in inspect.getsource(W.generate_with_fallback)
     detector = WhisperNoSpeechDetection(no_speech_token=1, begin_index=3)
     assert (detector.start_of_trans_offset, detector.begin_index, detector.is_scores_logprobs) == (3, 3, False)
+    # asr_actor/timestamp_rules.py: the processors come from one method; the rules read these settings
+    assert params(W._retrieve_logit_processors) == ["generation_config", "logits_processor", "begin_index",
+                                                    "num_beams", "device"]
+    from transformers import GenerationConfig
+    from transformers.generation.logits_process import WhisperTimeStampLogitsProcessor
+
+    rules = WhisperTimeStampLogitsProcessor(GenerationConfig(no_timestamps_token_id=9, eos_token_id=5), begin_index=3)
+    assert (rules.timestamp_begin, rules.no_timestamps_token_id, rules.eos_token_id, rules.begin_index) == (10, 9, 5, 3)
+    assert rules._detect_timestamp_from_logprob is True and rules.max_initial_timestamp_index is None
     # asr_actor/decoding.py: a static cache's fallback passes are padded back to the batch's size
     source = inspect.getsource(W.generate_with_fallback)
     assert 'generation_config.cache_implementation == "static" and cur_bsz < batch_size' in source
