@@ -52,3 +52,22 @@ def test_install_swaps_only_the_timestamp_processor(offline_model_dir):
     processors = model._retrieve_logit_processors(cfg, None, BEGIN, 1, "cpu")
     names = [type(p).__name__ for p in processors]
     assert "BatchTimestampRules" in names and "WhisperTimeStampLogitsProcessor" not in names
+
+
+def test_no_step_copies_anything_to_the_host(monkeypatch):
+    theirs, ours = _processors()
+    input_ids = torch.cat([torch.full((16, BEGIN), 95), torch.randint(0, VOCAB, (16, 5))], dim=1)
+    scores = torch.randn(16, VOCAB)
+    copies: list[str] = []
+    for name in ("tolist", "item", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _name=name, _real=real, **kwargs):
+            copies.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    ours(input_ids, scores)
+    assert copies == []
+    theirs(input_ids, scores)
+    assert "tolist" in copies  # transformers' rules read every row's tokens on the host, every step
