@@ -132,7 +132,7 @@ def _generate_on(loaded: LoadedModel, x, kwargs: dict[str, Any], real: int) -> l
 
     with torch.inference_mode(), padded(loaded.model, real):
         out = loaded.model.generate(x, return_timestamps=True, return_segments=True, **kwargs)
-    return [[_raw_segment(seg) for seg in per_input] for per_input in out["segments"][:real]]
+    return _raw_segments(out["segments"][:real])
 
 
 def _language_codes(loaded: LoadedModel, ids) -> list[str]:
@@ -141,19 +141,47 @@ def _language_codes(loaded: LoadedModel, ids) -> list[str]:
     return [id_to_lang[int(i)] for i in ids.view(-1).tolist()]
 
 
-def _raw_segment(seg: dict[str, Any]) -> RawSegment:
-    """One of transformers' segments, with its pass's signals, token probabilities and token times."""
+def _raw_segments(per_input: list[list[dict[str, Any]]]) -> list[list[RawSegment]]:
+    """transformers' segments of every input, with their passes' signals, token probabilities and times.
+
+    Their tokens, bounds and token times are tensors on the model's device: each kind is
+    joined there and copied to the host once for the whole batch, not once per segment.
+    """
+    import torch
+
+    flat = [seg for segments in per_input for seg in segments]
+    if not flat:
+        return [[] for _ in per_input]
+    device = flat[0]["tokens"].device
+    tokens = _split(torch.cat([seg["tokens"].reshape(-1) for seg in flat]).tolist(), [len(s["tokens"]) for s in flat])
+    bounds = torch.stack([torch.as_tensor(seg[k], dtype=torch.float64).to(device) for seg in flat
+                          for k in ("start", "end")]).tolist()
+    times: list = [None] * len(flat)
+    if all(seg.get("token_timestamps") is not None for seg in flat):
+        joined = torch.cat([seg["token_timestamps"].reshape(-1).to(device) for seg in flat]).tolist()
+        times = _split(joined, [len(seg["token_timestamps"]) for seg in flat])
+    made = iter(_raw_segment(seg, toks, bounds[2 * k], bounds[2 * k + 1], times[k])
+                for k, (seg, toks) in enumerate(zip(flat, tokens)))
+    return [[next(made) for _ in segments] for segments in per_input]
+
+
+def _split(values: list, lengths: list[int]) -> list[list]:
+    out, at = [], 0
+    for n in lengths:
+        out.append(values[at : at + n])
+        at += n
+    return out
+
+
+def _raw_segment(seg: dict[str, Any], tokens: list[int], start: float, end: float,
+                 times: list[float] | None) -> RawSegment:
     result = seg.get("result")
     signals: Signals | None = result.get(SIGNALS) if isinstance(result, dict) else None
     lo, hi = (int(i) for i in seg["idxs"])
     probs = None
     if signals is not None and signals.token_probs:
         probs = list(signals.token_probs[lo - signals.first_index : hi - signals.first_index])
-    times = seg.get("token_timestamps")
-    return RawSegment(
-        float(seg["start"]), float(seg["end"]), seg["tokens"].tolist(), signals,
-        probs, None if times is None else [float(t) for t in times.tolist()],
-    )
+    return RawSegment(start, end, tokens, signals, probs, times)
 
 
 def prompt_ids(loaded: LoadedModel, text: str):
