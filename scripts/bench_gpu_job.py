@@ -60,27 +60,37 @@ def main(argv: list[str] | None = None) -> dict:
     models, compiles = (args.models or plan["models"]).split(","), (args.compiles or plan["compiles"]).split(",")
     batch, minutes, repeats = args.batch or plan["batch"], args.minutes or plan["minutes"], args.repeats or plan["repeats"]
     started = datetime.now(timezone.utc)
-    points, machine = [], None
+    summary = {"date": started.isoformat(timespec="seconds"), "dry": args.dry, "machine": None,
+               "config": plan["config"], "tokens_per_window": None, "points": []}
     for model in models:
         for compile_mode in compiles:
             sets = [f"model.id={model}", "model.load_format=dummy", "decoding.language=en",
                     f"decoding.compile={compile_mode}", f"stages.transcribe.batch_size={batch}", *plan["set"]]
-            doc = bench.main(["--config", str(ROOT / plan["config"]), *(x for s in sets for x in ("--set", s)),
-                              "--modes", "bare,job", "--minutes", str(minutes), "--repeats", str(repeats),
-                              "--batch-size", str(batch), "--out", str(args.out / "parts")], quiet=True)
-            machine = doc["machine"]
-            points.append(point(model, compile_mode, doc))
-            print(json.dumps(points[-1]), file=sys.stderr, flush=True)
-    summary = {"date": started.isoformat(timespec="seconds"), "dry": args.dry, "machine": machine,
-               "config": plan["config"], "tokens_per_window": bench.modes.job_config(1).model.dummy_tokens, "points": points}
-    card = (machine or {}).get("gpu") or "cpu"
-    name = f"{started:%Y-%m-%d}-gpu-check-{'dry-' if args.dry else ''}{card}.json".replace(" ", "_")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / name).write_text(json.dumps(summary, indent=2) + "\n")
-    if os.environ.get("OUT"):  # the device tool brings back what is written under $OUT
-        Path(os.environ["OUT"], name).write_text(json.dumps(summary, indent=2) + "\n")
+            try:
+                doc = bench.main(["--config", str(ROOT / plan["config"]), *(x for s in sets for x in ("--set", s)),
+                                  "--modes", "bare,job", "--minutes", str(minutes), "--repeats", str(repeats),
+                                  "--batch-size", str(batch), "--out", str(args.out / "parts")], quiet=True)
+            except Exception as exc:  # noqa: BLE001 - one failed point (out of memory, a compiler missing) is a result
+                bench.modes.shutdown()
+                summary["points"].append({"model": model, "compile": compile_mode, "batch": batch,
+                                          "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            else:
+                summary["machine"] = doc["machine"]
+                summary["points"].append(point(model, compile_mode, doc))
+            summary["tokens_per_window"] = bench.modes.job_config(1).model.dummy_tokens
+            print(json.dumps(summary["points"][-1]), file=sys.stderr, flush=True)
+            _write(summary, args.out, started)  # after every point: a call cut short still brings back the rest
     print(json.dumps(summary, indent=2))
     return summary
+
+
+def _write(summary: dict, out: Path, started: datetime) -> None:
+    card = (summary["machine"] or {}).get("gpu") or "cpu"
+    name = f"{started:%Y-%m-%d}-gpu-check-{'dry-' if summary['dry'] else ''}{card}.json".replace(" ", "_")
+    folders = [out, *([Path(os.environ["OUT"])] if os.environ.get("OUT") else [])]  # the device tool returns $OUT
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ def test_the_dry_device_check_packs_stages_and_measures_the_whole_job(asr_cache,
     assert doc["dry"] is True and doc["machine"]["gpu"] is None and doc["tokens_per_window"] == 20
     assert [(p["model"], p["compile"]) for p in doc["points"]] == [("tiny", "off"), ("tiny", "static")]
     for p in doc["points"]:
+        assert "error" not in p, p
         assert p["audio_s"] >= 45 and p["gpu_busy"] is None
         assert p["bare_rtfx"] > 0 and p["job_rtfx"] > 0 and p["job_startup_s"] > 0
         assert p["job/bare"] == pytest.approx(p["job_rtfx"] / p["bare_rtfx"], rel=0.01)
