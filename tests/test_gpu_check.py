@@ -46,7 +46,7 @@ def test_the_dry_device_check_packs_stages_and_measures_the_whole_job(asr_cache,
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(proc.stdout)  # one JSON document, nothing else on stdout
     assert doc["dry"] is True and doc["machine"]["gpu"] is None and doc["tokens_per_window"] == 20
-    assert [(p["model"], p["compile"]) for p in doc["points"]] == [("tiny", "off"), ("tiny", "static")]
+    assert [(p["model"], p["compile"]) for p in doc["points"]] == [("tiny", "static")]  # the device: off and on
     for p in doc["points"]:
         assert "error" not in p, p
         assert p["audio_s"] >= 45 and p["gpu_busy"] is None
