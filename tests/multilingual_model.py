@@ -13,14 +13,11 @@ import shutil
 from pathlib import Path
 
 from asr_actor.offline import hf_files as hf
-
-TAIL = ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
+from asr_actor.offline.vocabulary import CONTROL, languages
 
 
 def _languages() -> list[str]:
-    from transformers.models.whisper.tokenization_whisper import LANGUAGES
-
-    return [code for code in LANGUAGES if code != "yue"]  # the 99 of the 51,865-id vocabulary
+    return languages(hf.MULTILINGUAL_VOCAB)  # the 99 of the 51,865-id vocabulary
 
 
 def build(dest: Path, english_dir: Path) -> Path:
@@ -32,7 +29,7 @@ def build(dest: Path, english_dir: Path) -> Path:
     bpe = dict(base["model"]["vocab"])
     bpe.pop(hf.EOS)
     bpe["<|filler|>"] = 50256  # the multilingual base vocabulary is one token longer
-    specials = [hf.EOS, hf.SOT, *(f"<|{c}|>" for c in _languages()), *TAIL]
+    specials = [hf.EOS, hf.SOT, *(f"<|{c}|>" for c in _languages()), *CONTROL]
     timestamps = [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
     vocab = sorted(bpe, key=bpe.get) + specials + timestamps
     assert len(vocab) == 51865
