@@ -3,12 +3,15 @@
 #
 #   bash scripts/gpu_check.sh pack   # here, before the device call: .gpu/site.tar.xz, what the GPU image lacks
 #   bash scripts/gpu_check.sh run    # on the GPU machine (the device tool, carry [".gpu"]): stage, then the JSON
-#   bash scripts/gpu_check.sh dry    # here, CPU: pack (fast xz), stage, the same job and bare point on dummy tiny
+#   bash scripts/gpu_check.sh dry    # here, CPU: `run` as on the device, on dummy tiny, in a Python like the image's
 #
 # The GPU image has torch, transformers, numpy, pyarrow, pandas, fsspec but not ray or av
 # (scripts/gpu_pack.py): `run` unpacks the pack once per content into $ASR_GPU_SITE and runs
 # scripts/bench_gpu_job.py with it and this tree on PYTHONPATH; nothing is pip-installed
 # and nothing is downloaded. The JSON goes to stdout and, on the device, to $OUT.
+# `dry` builds (once, in $ASR_GPU_IMAGE) a virtual environment holding only the image's
+# packages at this checkout's lock, packs for its Python (fast xz), and runs `run --dry`
+# with it: a package the pack misses fails here, not on the device.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SITE="${ASR_GPU_SITE:-${TMPDIR:-/tmp}/asr-gpu-site}"
@@ -41,11 +44,22 @@ export ASR_BATCH_CACHE="${ASR_BATCH_CACHE:-${TMPDIR:-/tmp}/asr-gpu-cache}"
 case "${1:-}" in
   pack) .venv/bin/python scripts/gpu_pack.py ;;
   run)
+    py="${GPU_PYTHON:-python3}"
+    have="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    packed="$(sed -n 's/.*"python": "\([0-9.]*\)".*/\1/p' .gpu/site.json)"
+    [ "$have" = "$packed" ] || { echo "gpu_check: the pack is for Python $packed, $py is $have; run: bash scripts/gpu_check.sh pack" >&2; exit 2; }
     stage
-    PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" python3 scripts/bench_gpu_job.py "${@:2}" ;;
-  dry)  # this machine's Python is not the image's 3.12: the pack is staged and checked, the .venv runs the job
-    .venv/bin/python scripts/gpu_pack.py --fast >&2
-    stage
-    .venv/bin/python scripts/bench_gpu_job.py --dry "${@:2}" ;;
+    PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" "$py" scripts/bench_gpu_job.py "${@:2}" ;;
+  dry)
+    image="${ASR_GPU_IMAGE:-${TMPDIR:-/tmp}/asr-gpu-image}"
+    .venv/bin/python scripts/gpu_pack.py --image > "${TMPDIR:-/tmp}/asr-gpu-image.txt"
+    if ! cmp -s "${TMPDIR:-/tmp}/asr-gpu-image.txt" "$image/requirements.txt"; then  # new, or another lock
+      rm -rf "$image" && python3 -m venv "$image"
+      "$image/bin/python" -m pip install -q --disable-pip-version-check -r "${TMPDIR:-/tmp}/asr-gpu-image.txt" >&2
+      cp "${TMPDIR:-/tmp}/asr-gpu-image.txt" "$image/requirements.txt"  # last: marks it complete
+    fi
+    version="$("$image/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    .venv/bin/python scripts/gpu_pack.py --fast --python "$version" >&2
+    GPU_PYTHON="$image/bin/python" bash "$0" run --dry "${@:2}" ;;
   *) echo "usage: bash scripts/gpu_check.sh pack|run|dry [bench_gpu_job.py options]" >&2; exit 2 ;;
 esac

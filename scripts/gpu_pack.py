@@ -62,6 +62,11 @@ def closure(roots: list[tuple[str, tuple[str, ...]]]) -> dict[str, str]:
     return seen
 
 
+def image_packages() -> dict[str, str]:
+    """The image's own packages (not their dependencies) at this environment's versions."""
+    return {name: version.split("+")[0] for name, version in closure([(n, ()) for n in IMAGE]).items() if name in IMAGE}
+
+
 def wanted() -> dict[str, str]:
     """What the job needs that the image does not bring: name -> version."""
     need = closure([(PROJECT, ())])
@@ -69,11 +74,11 @@ def wanted() -> dict[str, str]:
     return {n: v for n, v in sorted(need.items()) if n not in have and n != canonicalize_name(PROJECT)}
 
 
-def download(packages: dict[str, str], dest: Path) -> list[Path]:
+def download(packages: dict[str, str], dest: Path, python: str = PYTHON) -> list[Path]:
     platforms = [x for p in PLATFORMS for x in ("--platform", p)]
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
-         "--only-binary=:all:", "--python-version", PYTHON, "--implementation", "cp", *platforms, "-d", str(dest),
+         "--only-binary=:all:", "--python-version", python, "--implementation", "cp", *platforms, "-d", str(dest),
          *(f"{n}=={v}" for n, v in packages.items())],
         check=True,
     )
@@ -102,18 +107,24 @@ def sha256(path: Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="xz -1 instead of -9 (the dry run; the size limit is not checked)")
+    parser.add_argument("--python", default=PYTHON, help=f"the Python the wheels are for (default {PYTHON}, the image's)")
+    parser.add_argument("--image", action="store_true",
+                        help="print the requirements of a Python like the image's (its packages at this lock) and stop")
     args = parser.parse_args()
+    if args.image:
+        print("\n".join(f"{name}=={version}" for name, version in sorted(image_packages().items())))
+        return 0
     packages = wanted()
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gpu-pack-") as tmp:
         site = Path(tmp) / "site"
-        unpack(download(packages, Path(tmp) / "wheels"), site)
+        unpack(download(packages, Path(tmp) / "wheels", args.python), site)
         archive = OUT / "site.tar.xz"
         level = "-1" if args.fast else "-9"
         subprocess.run(["tar", "-C", str(site), "-cf", str(archive), "--use-compress-program", f"xz -T0 {level}", "."],
                        check=True)
     size_mib = archive.stat().st_size / 2**20
-    manifest = {"packages": packages, "python": PYTHON, "sha256": sha256(archive), "mib": round(size_mib, 1),
+    manifest = {"packages": packages, "python": args.python, "sha256": sha256(archive), "mib": round(size_mib, 1),
                 "xz": level}
     (OUT / "site.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(json.dumps(manifest))

@@ -1,4 +1,5 @@
-"""The device check cannot rot: its pack, its staging and its whole-job figures run on every CI run (dry, CPU)."""
+"""The device check cannot rot: its pack, its staging and its whole-job figures run on every CI run (dry, CPU),
+in a Python that has only the GPU image's packages."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ def test_the_dry_device_check_packs_stages_and_measures_the_whole_job(asr_cache,
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(proc.stdout)  # one JSON document, nothing else on stdout
     assert doc["dry"] is True and doc["machine"]["gpu"] is None and doc["tokens_per_window"] == 20
+    # it ran in a Python holding only the image's packages and the pack: not in this .venv (which has ctranslate2)
+    assert doc["machine"]["versions"]["ctranslate2"] is None and doc["machine"]["versions"]["ray"] == "2.60.0"
     assert [(p["model"], p["compile"]) for p in doc["points"]] == [("tiny", "static")]  # the device: off and on
     for p in doc["points"]:
         assert "error" not in p, p
