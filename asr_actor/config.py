@@ -95,8 +95,8 @@ class DecodingConfig:
     initial_prompt: str | None = None  # words to expect (names, terms) for rows without a `prompt`; None = no prompt
     # The decoder's KV cache and graphs (asr_actor/decoding.py): "off": transformers' dynamic cache;
     # "static": a static cache of batch_size rows (batches padded to it); "on": static and the decoder
-    # step compiled (CUDA graphs on a GPU); "auto": "on" on a GPU for greedy decoding without word
-    # timestamps, else "off". Speed only: the tokens are the same. Not with beams or word timestamps.
+    # step compiled (CUDA graphs on a GPU); "auto": "on" on a GPU for greedy chunked decoding without
+    # word timestamps, else "off". Speed only: the tokens are the same. Not with beams or word timestamps.
     compile: str = "auto"
 
     def __post_init__(self) -> None:

@@ -59,7 +59,8 @@ def compile_mode(loaded: LoadedModel, cfg: DecodingConfig) -> str:
     """``decoding.compile`` resolved for this model: "off", "static" or "on"."""
     if cfg.compile != "auto":
         return cfg.compile
-    return "on" if loaded.model.device.type == "cuda" and cfg.num_beams == 1 and not cfg.word_timestamps else "off"
+    fits = cfg.num_beams == 1 and not cfg.word_timestamps and cfg.long_form == "chunked"  # fixed-shape batches
+    return "on" if loaded.model.device.type == "cuda" and fits else "off"
 
 
 def _cache_kwargs(loaded: LoadedModel, mode: str) -> dict[str, Any]:

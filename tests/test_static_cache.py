@@ -31,6 +31,7 @@ def test_refusals_and_auto():
         return compile_mode(SimpleNamespace(model=SimpleNamespace(device=torch.device(device))), DecodingConfig(**decoding))
 
     assert (on("cuda"), on("cpu"), on("cuda", num_beams=2), on("cuda", word_timestamps=True)) == ("on", "off", "off", "off")
+    assert on("cuda", long_form="sequential") == "off"  # batches of whole files change shape: no graphs
     assert on("cpu", compile="static") == "static"
 
 
