@@ -19,9 +19,9 @@ from asr_actor.config import ModelConfig
 from asr_actor.dummy import DUMMY, build_model, label
 from asr_actor.errors import AsrBatchError, describe
 from asr_actor.guards import install as install_guards
+from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
 from asr_actor.no_speech import install as install_no_speech
 from asr_actor.timestamp_rules import install as install_timestamp_rules
-from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
 
 log = logging.getLogger(__name__)
 
