@@ -23,7 +23,8 @@ DTYPES = ("auto", "float16", "bfloat16", "float32")
 ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 LONG_FORMS = ("chunked", "sequential")
 VADS = ("off", "silero")
-LOAD_FORMATS = ("auto", "dummy")
+DUMMY = "dummy"  # model.load_format of random weights with a model's shapes (asr_actor/dummy.py)
+LOAD_FORMATS = ("auto", DUMMY)
 COMPILES = ("auto", "off", "static", "on")
 # openai-whisper's model names, as its users type them, and the hub ids they stand for.
 WHISPER_NAMES = {
@@ -72,6 +73,11 @@ class ModelConfig:
         require(self.attention in ATTENTIONS, f"model.attention {self.attention!r} is not one of {ATTENTIONS}")
         require(self.load_format in LOAD_FORMATS, f"model.load_format {self.load_format!r} is not one of {LOAD_FORMATS}")
         require(1 <= self.dummy_tokens <= 440, f"model.dummy_tokens must be in [1, 440], got {self.dummy_tokens}")
+
+    @property
+    def dummy(self) -> bool:
+        """Whether the weights are dummy (random, of the model's shapes)."""
+        return self.load_format == DUMMY
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,7 @@ class TranscriberConfig:
                 "audio.vad works on the windows of decoding.long_form: chunked, not sequential long form")
         require(self.audio.channels == "mix" or self.decoding.long_form == "chunked",
                 "audio.channels: split works on the windows of decoding.long_form: chunked, not sequential long form")
-        require(self.model.load_format != "dummy" or self.decoding.long_form == "chunked",
+        require(not self.model.dummy or self.decoding.long_form == "chunked",
                 "model.load_format: dummy decodes fixed-length windows: use decoding.long_form: chunked")
 
 

@@ -31,7 +31,6 @@ from asr_actor.model_source import ModelSourceError, cache_root, read_model_file
 from asr_actor.offline import hf_files as hf
 from asr_actor.offline.vocabulary import ENGLISH_VOCAB, V3_VOCAB, VocabularyError, languages, tokenizer_json
 
-DUMMY = "dummy"
 DUMMY_PREFIX = "dummy:"  # the model column of a dummy run's rows
 SEED = 0
 WINDOW_POSITIONS = 1500  # encoder positions of a 30 s window
@@ -63,7 +62,7 @@ class DummyModelError(ModelSourceError):
 
 def label(cfg: ModelConfig) -> str:
     """The model as rows name it: its id, or ``dummy:<id>`` for dummy weights."""
-    return f"{DUMMY_PREFIX}{cfg.id}" if cfg.load_format == DUMMY else cfg.id
+    return f"{DUMMY_PREFIX}{cfg.id}" if cfg.dummy else cfg.id
 
 
 def named_architecture(name: str) -> dict[str, Any]:

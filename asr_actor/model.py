@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asr_actor.config import ModelConfig
-from asr_actor.dummy import DUMMY, build_model, label
+from asr_actor.dummy import build_model, label
 from asr_actor.errors import AsrBatchError, describe
 from asr_actor.guards import install as install_guards
 from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
@@ -123,7 +123,7 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     common: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": False}
     if source.local:
         common["local_files_only"] = True
-    dummy = cfg.load_format == DUMMY
+    dummy = cfg.dummy
     try:
         if dummy:
             model = build_model(source.path, device, dtype, attention)

@@ -72,5 +72,5 @@ def plan_model(cfg: ModelConfig, gpus: bool) -> ModelPlan:
         multilingual=int(files.config.get("vocab_size", 0)) >= MULTILINGUAL_VOCAB,
         log_mel=LogMel.from_preprocessor_config(files.preprocessor),
         load_format=cfg.load_format,
-        dummy_tokens=cfg.dummy_tokens if cfg.load_format == "dummy" else None,
+        dummy_tokens=cfg.dummy_tokens if cfg.dummy else None,
     )

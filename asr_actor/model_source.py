@@ -116,7 +116,7 @@ def _offline_folder(cfg: ModelConfig) -> Path:
 
 def resolve_model_source(cfg: ModelConfig) -> ModelSource:
     """Map ``cfg.id`` to something ``from_pretrained`` can open, copying remote folders first."""
-    if cfg.load_format == "dummy":
+    if cfg.dummy:
         from asr_actor.dummy import dummy_folder
 
         return ModelSource(str(dummy_folder(cfg)), local=True)
@@ -193,7 +193,7 @@ def read_model_files(cfg: ModelConfig) -> ModelFiles:
     its cache is cold (its identity is the packaged source's SHA-256). Dummy weights are
     named by their shape and seed.
     """
-    if cfg.load_format == "dummy":
+    if cfg.dummy:
         from asr_actor.dummy import dummy_folder
 
         folder = dummy_folder(cfg)

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> dict:
     tag = doc["machine"].get("gpu") or "cpu"
     model = modes.job_config(1).model
     named = model.id.removeprefix("openai/whisper-").removeprefix("offline:")
-    named = f"dummy-{named}" if model.load_format == "dummy" else named
+    named = f"dummy-{named}" if model.dummy else named
     name = f"{started:%Y-%m-%d}-{'synthetic-' + args.synthetic if args.synthetic else named}-{tag}.json"
     (args.out / name.replace(" ", "_")).write_text(json.dumps(doc, indent=2) + "\n")
     if not quiet:

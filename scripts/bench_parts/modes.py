@@ -20,7 +20,7 @@ import numpy as np
 
 from asr_actor.audio import decode_audio
 from bench_parts import gpu_busy
-from asr_actor.config import WHISPER_NAMES, ModelConfig
+from asr_actor.config import DUMMY, WHISPER_NAMES, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 Files = list[tuple[str, bytes, float]]
@@ -259,7 +259,7 @@ TOKENS_PER_WINDOW = ModelConfig().dummy_tokens  # about what 30 s of speech deco
 def _synthetic_model(name: str, dtype: str, attention: str, device: str):
     from asr_actor.dummy import build_model, dummy_folder
 
-    folder = dummy_folder(ModelConfig(id=name, load_format="dummy"))
+    folder = dummy_folder(ModelConfig(id=name, load_format=DUMMY))
     model = build_model(folder, device, dtype, attention).eval()
     return model, model.config.num_mel_bins
 
