@@ -55,7 +55,7 @@ class ModelConfig:
     id: str = OFFLINE_MODEL_ID
     revision: str | None = None  # hub branch, tag or commit; None = the default branch
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda" or "cuda:N"
-    dtype: str = "auto"  # "auto" (cuda: float16, cpu: float32), "float16", "bfloat16", "float32"
+    dtype: str = "auto"  # "auto" (cuda: float16; cpu: bfloat16 on native BF16, else float32), or one of DTYPES
     attention: str = "auto"  # "auto" (flash_attention_2 > sdpa > eager), or one of them
     cache_dir: str | None = None  # local copy of object-store models and the offline model; None = ~/.cache/asr-batch
     # "auto": the weights of `id`; "dummy": `id`'s shapes with seeded random weights, nothing downloaded

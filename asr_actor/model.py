@@ -1,6 +1,7 @@
 """Load one Whisper model: where it comes from, and the device, dtype and attention policy.
 
-Policy: CUDA -> float16 (bfloat16 selectable), CPU -> float32. Attention ``auto`` takes
+Policy: CUDA -> float16 (bfloat16 selectable); CPU -> bfloat16 where the CPU multiplies it
+natively (AMX or AVX-512 BF16, as torch reports), float32 elsewhere. Attention ``auto`` takes
 ``flash_attention_2`` when ``flash_attn`` imports and a visible GPU can run it (compute
 capability 8.0+, half precision), else ``sdpa``. An explicit choice that cannot work
 fails with a message saying why. The same functions serve the job's driver, which has
@@ -61,11 +62,34 @@ def resolve_device(requested: str, cuda_available: bool) -> str:
     return requested
 
 
-def resolve_dtype(requested: str, device: str) -> str:
+# torch's probes of this machine's CPU, per half dtype: any one true means native matrix units.
+CPU_HALF_PROBES = {
+    "bfloat16": ("_is_amx_tile_supported", "_is_avx512_bf16_supported"),  # AMX always includes AMX-BF16
+    "float16": ("_is_amx_fp16_supported",),
+}
+CPU_HALF_UNITS = {"bfloat16": "AMX or AVX-512 BF16", "float16": "AMX-FP16"}
+
+
+def cpu_half_dtypes() -> tuple[str, ...]:
+    """The half dtypes this machine's CPU multiplies natively, as torch reports; () where it cannot tell."""
+    import torch
+
+    def probe(name: str) -> bool:
+        check = getattr(torch.cpu, name, None)  # private but present since torch 2.1; absent means no
+        return bool(check()) if callable(check) else False
+
+    return tuple(dtype for dtype, probes in CPU_HALF_PROBES.items() if any(probe(p) for p in probes))
+
+
+def resolve_dtype(requested: str, device: str, cpu_half: tuple[str, ...]) -> str:
+    """The dtype to load: ``cpu_half`` is :func:`cpu_half_dtypes` of the CPU that will run it."""
+    if device.startswith("cuda"):
+        return "float16" if requested == "auto" else requested
     if requested == "auto":
-        return "float16" if device.startswith("cuda") else "float32"
-    if device == "cpu" and requested in HALF:
-        raise ModelLoadError(f"model.dtype {requested} on CPU: half precision is slow or unsupported there; use float32")
+        return "bfloat16" if "bfloat16" in cpu_half else "float32"
+    if requested in HALF and requested not in cpu_half:
+        raise ModelLoadError(f"model.dtype {requested} on CPU: this CPU has no native {requested} "
+                             f"({CPU_HALF_UNITS[requested]}), where it is many times slower; use float32 or auto")
     return requested
 
 
@@ -116,7 +140,7 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     device = resolve_device(cfg.device, torch.cuda.is_available())
-    dtype = resolve_dtype(cfg.dtype, device)
+    dtype = resolve_dtype(cfg.dtype, device, cpu_half_dtypes() if device == "cpu" else ())
     _check_hardware(device, dtype)
     attention = resolve_attention(cfg.attention, device, dtype, cuda_capability(device))
     source = resolve_model_source(cfg)

@@ -54,7 +54,7 @@ def _detector_class():
                     logits = self.model(encoder_outputs=(hidden,), decoder_input_ids=input_ids).logits
                 probs = logits[:, self.begin_index - self.start_of_trans_offset].float().softmax(dim=-1)
             else:  # the first generated token's own scores
-                probs = scores.exp() if self.is_scores_logprobs else scores.float().softmax(dim=-1)
+                probs = scores.float().exp() if self.is_scores_logprobs else scores.float().softmax(dim=-1)
             self._no_speech_prob = probs[:, self.no_speech_token]
             return scores
 

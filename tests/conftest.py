@@ -17,6 +17,13 @@ def good_fixtures() -> list[Path]:
     return sorted(p for p in GOOD.iterdir() if p.suffix in AUDIO_SUFFIXES)
 
 
+def cpu_dtype() -> str:
+    """The dtype ``model.dtype: auto`` picks on this machine's CPU (bfloat16 where it is native)."""
+    from asr_actor.model import cpu_half_dtypes, resolve_dtype
+
+    return resolve_dtype("auto", "cpu", cpu_half_dtypes())
+
+
 def reference_text(audio: Path) -> str:
     return audio.with_suffix(".txt").read_text(encoding="utf-8").strip()
 
@@ -49,16 +56,28 @@ def offline_model_dir(asr_cache: Path) -> Path:
     return prepare_offline_model(cached_folder(ModelConfig()))
 
 
-@pytest.fixture(scope="session")
-def hf_whisper(offline_model_dir: Path):
-    """(model, processor) loaded the way the origin script does, on CPU in float32."""
+def _origin_load(folder: Path, dtype: str):
+    """(model, processor) loaded the way the origin script does, on CPU in ``dtype``."""
+    import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     model = WhisperForConditionalGeneration.from_pretrained(
-        offline_model_dir, local_files_only=True, use_safetensors=True, attn_implementation="sdpa"
+        folder, local_files_only=True, use_safetensors=True, attn_implementation="sdpa", dtype=getattr(torch, dtype)
     ).eval()
-    processor = WhisperProcessor.from_pretrained(offline_model_dir, local_files_only=True)
-    return model, processor
+    return model, WhisperProcessor.from_pretrained(folder, local_files_only=True)
+
+
+@pytest.fixture(scope="session")
+def hf_whisper(offline_model_dir: Path):
+    """transformers' tiny.en in float32: the converter's exactness is checked against it."""
+    return _origin_load(offline_model_dir, "float32")
+
+
+@pytest.fixture(scope="session")
+def hf_whisper_auto(offline_model_dir: Path, hf_whisper):
+    """transformers' tiny.en in the dtype ``auto`` picks on this CPU: the transcriber's parity reference."""
+    dtype = cpu_dtype()
+    return hf_whisper if dtype == "float32" else _origin_load(offline_model_dir, dtype)
 
 
 def reference_transcribe(model, processor, waveform) -> str:
@@ -74,7 +93,7 @@ def reference_transcribe(model, processor, waveform) -> str:
     )
     kwargs = {"attention_mask": feats.attention_mask, "return_timestamps": True} if long_form else {}
     with torch.inference_mode():
-        out = model.generate(feats.input_features, num_beams=1, do_sample=False, **kwargs)
+        out = model.generate(feats.input_features.to(model.dtype), num_beams=1, do_sample=False, **kwargs)
     sequences = out if torch.is_tensor(out) else out["sequences"]
     return processor.batch_decode(sequences, skip_special_tokens=True)[0].strip()
 
@@ -89,11 +108,11 @@ def transcriber(offline_model_dir: Path):
 
 
 @pytest.fixture(scope="session")
-def reference_transcript(hf_whisper):
-    """``path -> transformers' own transcript`` (computed once per file per session)."""
+def reference_transcript(hf_whisper_auto):
+    """``path -> transformers' own transcript`` in the transcriber's dtype (computed once per file per session)."""
     from asr_actor.audio import decode_audio
 
-    model, processor = hf_whisper
+    model, processor = hf_whisper_auto
     cache: dict[Path, str] = {}
 
     def get(path: Path) -> str:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import BAD, GOOD
+from conftest import BAD, GOOD, cpu_dtype
 
 
 def _cli(*args, env_dir):
@@ -28,7 +28,7 @@ def test_transcribe_writes_one_line_per_file_and_a_summary(offline_model_dir, tm
     assert rows[2]["error"] == f"fetch: object not found: {files[2]}" and rows[2]["text"] is None
     summary = json.loads(proc.stderr.split("summary: ", 1)[1])
     assert (summary["files_ok"], summary["files_failed"]) == (1, 2)
-    assert summary["model"]["dtype"] == "float32" and summary["rtfx"] > 0
+    assert summary["model"]["dtype"] == cpu_dtype() and summary["rtfx"] > 0
     assert "Loading weights" not in proc.stderr
 
 

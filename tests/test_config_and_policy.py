@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from asr_actor.config import ConfigError, DecodingConfig, ModelConfig, TranscriberConfig, from_mapping
-from asr_actor.model import ModelLoadError, load_model, resolve_attention, resolve_device, resolve_dtype
+from asr_actor.model import ModelLoadError, cpu_half_dtypes, load_model, resolve_attention, resolve_device, resolve_dtype
 from asr_actor.model_plan import plan_model
 from asr_actor.model_source import ModelSourceError
+from conftest import cpu_dtype
 
 
 def test_from_mapping_builds_nested_frozen_config():
@@ -39,8 +41,31 @@ def test_bad_config_names_the_key(data, message):
         from_mapping(TranscriberConfig, data)
 
 
-def test_cpu_policy_is_float32_with_sdpa():
-    assert resolve_dtype("auto", "cpu") == "float32"
+def test_cpu_policy_takes_a_half_dtype_only_where_the_cpu_multiplies_it():
+    assert resolve_dtype("auto", "cpu", ("bfloat16",)) == "bfloat16"
+    assert resolve_dtype("auto", "cpu", ()) == "float32"
+    assert resolve_dtype("auto", "cpu", ("float16",)) == "float32"  # auto never picks float16 on CPU
+    assert resolve_dtype("float32", "cpu", ("bfloat16",)) == "float32"
+    assert resolve_dtype("bfloat16", "cpu", ("bfloat16",)) == "bfloat16"
+    assert resolve_dtype("float16", "cpu", ("bfloat16", "float16")) == "float16"
+    assert resolve_dtype("auto", "cuda", ()) == "float16" and resolve_dtype("bfloat16", "cuda:1", ()) == "bfloat16"
+    with pytest.raises(ModelLoadError, match=r"bfloat16 on CPU: this CPU has no native bfloat16 \(AMX or AVX-512 BF16\)"):
+        resolve_dtype("bfloat16", "cpu", ())
+    with pytest.raises(ModelLoadError, match=r"float16 on CPU: this CPU has no native float16 \(AMX-FP16\).*use float32"):
+        resolve_dtype("float16", "cpu", ("bfloat16",))
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="the kernel's CPU flags are read from /proc/cpuinfo")
+def test_torchs_probe_agrees_with_the_kernels_cpu_flags():
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    assert ("bfloat16" in cpu_half_dtypes()) == bool(flags & {"amx_bf16", "avx512_bf16"})
+    assert ("float16" in cpu_half_dtypes()) == ("amx_fp16" in flags)
+
+
+def test_cpu_attention_is_sdpa():
     assert resolve_attention("auto", "cpu", "float32", None) == "sdpa"
     assert resolve_attention("eager", "cpu", "float32", None) == "eager"
 
@@ -53,7 +78,7 @@ def test_choices_that_cannot_work_fail_clearly():
     with pytest.raises(ModelLoadError, match="below"):
         resolve_attention("flash_attention_2", "cuda", "float16", (7, 5))
     with pytest.raises(ModelLoadError, match="float16 on CPU"):
-        resolve_dtype("float16", "cpu")
+        resolve_dtype("float16", "cpu", ())
     with pytest.raises(ModelLoadError, match="no CUDA device is visible"):
         resolve_device("cuda", cuda_available=False)
     assert resolve_device("auto", cuda_available=False) == "cpu"
@@ -73,7 +98,7 @@ def test_auto_attention_takes_flash_attention_only_where_a_gpu_proves_it_runs(mo
 
 def test_the_driver_plans_the_model_from_its_small_files(offline_model_dir):
     cpu = plan_model(ModelConfig(id=str(offline_model_dir)), gpus=False)
-    assert (cpu.device, cpu.dtype, cpu.attention, cpu.multilingual) == ("cpu", "float32", "sdpa", False)
+    assert (cpu.device, cpu.dtype, cpu.attention, cpu.multilingual) == ("cpu", cpu_dtype(), "sdpa", False)
     assert cpu.log_mel.n_mels == 80 and cpu.revision is None and cpu.weights_id
     gpu = plan_model(ModelConfig(id=str(offline_model_dir)), gpus=True)
     assert (gpu.device, gpu.dtype, gpu.attention) == ("cuda", "float16", "sdpa")
@@ -81,8 +106,9 @@ def test_the_driver_plans_the_model_from_its_small_files(offline_model_dir):
     assert plan_model(ModelConfig(), gpus=False).weights_id.endswith("-c2")  # the offline default: source hash
     with pytest.raises(ModelLoadError, match="the model actors get no GPU"):
         plan_model(ModelConfig(id=str(offline_model_dir), device="cuda"), gpus=False)
-    with pytest.raises(ModelLoadError, match="float16 on CPU"):
-        plan_model(ModelConfig(id=str(offline_model_dir), dtype="float16"), gpus=False)
+    if "float16" not in cpu_half_dtypes():
+        with pytest.raises(ModelLoadError, match="float16 on CPU"):
+            plan_model(ModelConfig(id=str(offline_model_dir), dtype="float16"), gpus=False)
 
 
 def test_planning_names_what_is_missing(tmp_path):
@@ -98,8 +124,8 @@ def test_planning_names_what_is_missing(tmp_path):
 
 def test_loads_a_local_folder_and_reports_what_it_loaded(offline_model_dir):
     loaded = load_model(ModelConfig(id=str(offline_model_dir)))
-    assert (loaded.info.device, loaded.info.dtype, loaded.info.attention) == ("cpu", "float32", "sdpa")
-    assert loaded.model.dtype == torch.float32 and not loaded.model.training
+    assert (loaded.info.device, loaded.info.dtype, loaded.info.attention) == ("cpu", cpu_dtype(), "sdpa")
+    assert loaded.model.dtype == getattr(torch, cpu_dtype()) and not loaded.model.training
     eager = load_model(ModelConfig(id=str(offline_model_dir), attention="eager"))
     assert eager.info.attention == "eager"
 

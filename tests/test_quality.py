@@ -40,16 +40,17 @@ def test_silence_inside_speech_loses_no_word(transcriber):
 
 
 @pytest.fixture(scope="module")
-def reference_tokens_text(hf_whisper):
+def reference_tokens_text(hf_whisper_auto):
     """transformers' own generate on its feature extractor's output, with the job's decoding options."""
     import torch
 
-    model, processor = hf_whisper
+    model, processor = hf_whisper_auto
     d = DecodingConfig()
 
     def get(path):
         waveform = decode_audio(path.read_bytes()).waveform
         feats = processor.feature_extractor(waveform, sampling_rate=16_000, return_tensors="pt").input_features
+        feats = feats.to(model.dtype)
         with torch.inference_mode():
             out = model.generate(feats, num_beams=1, do_sample=False, return_timestamps=True, return_segments=True,
                                  condition_on_prev_tokens=False, temperature=d.temperatures,
@@ -149,3 +150,20 @@ def test_the_guard_averages_words_not_the_timestamps_whisper_forces():
     assert signals.avg_logprob == pytest.approx(-1.6, abs=0.01)  # OpenAI's average would be -0.41: kept
     assert signals.first_index == 1 and len(signals.token_probs) == 4
     assert compression_ratio("the cat sat on the mat " * 20) > 2.4 > compression_ratio("A corrupt file should never stop.")
+
+
+def test_the_guard_scores_half_precision_passes_in_float32():
+    import torch
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 51864) * 8
+    tokens = logits.argmax(-1)
+    end = 50256
+    decode = lambda ids: " words"  # noqa: E731
+    exact = judge({"scores": tuple(logits), "sequences": tokens}, tokens, None, 0.0, end, end + 1, decode)
+    half = judge({"scores": tuple(logits.bfloat16()), "sequences": tokens}, tokens, None, 0.0, end, end + 1, decode)
+    # Scores of a bfloat16 model: softmax over the vocabulary in bfloat16 would be off by ~1e-2.
+    bf16_avg = float(torch.log_softmax(logits.bfloat16(), -1).gather(-1, tokens[:, None]).float().mean())
+    upcast = float(torch.log_softmax(logits.bfloat16().float(), -1).gather(-1, tokens[:, None]).mean())
+    assert half.avg_logprob == pytest.approx(upcast, abs=1e-6) and half.avg_logprob != bf16_avg
+    assert half.avg_logprob == pytest.approx(exact.avg_logprob, abs=0.05)

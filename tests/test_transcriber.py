@@ -9,7 +9,7 @@ from asr_actor.audio import decode_audio
 from asr_actor.config import DecodingConfig, TranscriberConfig
 from asr_actor.transcriber import Transcriber
 from asr_actor.wer import word_errors
-from conftest import BAD, GOOD, reference_text
+from conftest import BAD, GOOD, reference_text, reference_transcribe
 
 LONG = GOOD / "long_pauses.ogg"
 SHORT = ["wav16k_mono.wav", "flac16k_mono.flac", "aac24k_mono.m4a", "opus48k_mono.ogg"]
@@ -20,8 +20,10 @@ def _batch(paths, **extra):
 
 
 @pytest.fixture(scope="module")
-def long_reference_wer(reference_transcript):
-    return word_errors(reference_text(LONG), reference_transcript(LONG)).wer
+def long_reference_wer(hf_whisper):
+    """transformers' sequential long form in float32, the reference precision: the bar in every dtype."""
+    model, processor = hf_whisper
+    return word_errors(reference_text(LONG), reference_transcribe(model, processor, decode_audio(LONG.read_bytes()).waveform)).wer
 
 
 def test_mixed_batch_one_result_per_row(transcriber, long_reference_wer):
