@@ -1,7 +1,7 @@
 """Load one Whisper model: where it comes from, and the device, dtype and attention policy.
 
 Policy: CUDA -> float16 (bfloat16 selectable); CPU -> bfloat16 where the CPU multiplies it
-natively (AMX or AVX-512 BF16, as torch reports), float32 elsewhere. Attention ``auto`` takes
+natively (AMX or AVX-512 BF16, from the kernel's CPU flags), float32 elsewhere. Attention ``auto`` takes
 ``flash_attention_2`` when ``flash_attn`` imports and a visible GPU can run it (compute
 capability 8.0+, half precision), else ``sdpa``. An explicit choice that cannot work
 fails with a message saying why. The same functions serve the job's driver, which has
@@ -62,23 +62,25 @@ def resolve_device(requested: str, cuda_available: bool) -> str:
     return requested
 
 
-# torch's probes of this machine's CPU, per half dtype: any one true means native matrix units.
-CPU_HALF_PROBES = {
-    "bfloat16": ("_is_amx_tile_supported", "_is_avx512_bf16_supported"),  # AMX always includes AMX-BF16
-    "float16": ("_is_amx_fp16_supported",),
-}
+# The CPU flags (as Linux names them in /proc/cpuinfo) that give a half dtype native matrix units.
+CPU_HALF_FLAGS = {"bfloat16": ("amx_bf16", "avx512_bf16"), "float16": ("amx_fp16",)}
 CPU_HALF_UNITS = {"bfloat16": "AMX or AVX-512 BF16", "float16": "AMX-FP16"}
+CPUINFO = "/proc/cpuinfo"
 
 
-def cpu_half_dtypes() -> tuple[str, ...]:
-    """The half dtypes this machine's CPU multiplies natively, as torch reports; () where it cannot tell."""
-    import torch
+def cpu_half_dtypes(cpuinfo: str = CPUINFO) -> tuple[str, ...]:
+    """The half dtypes this machine's CPU multiplies natively, from the kernel's CPU flags.
 
-    def probe(name: str) -> bool:
-        check = getattr(torch.cpu, name, None)  # private but present since torch 2.1; absent means no
-        return bool(check()) if callable(check) else False
-
-    return tuple(dtype for dtype, probes in CPU_HALF_PROBES.items() if any(probe(p) for p in probes))
+    Read without torch, so the driver (which never imports it) and the model actors decide
+    alike; () where the flags cannot be read (not Linux): float32 there.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8") as fh:
+            line = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return ()
+    flags = set(line.partition(":")[2].split())
+    return tuple(dtype for dtype, wanted in CPU_HALF_FLAGS.items() if flags.intersection(wanted))
 
 
 def resolve_dtype(requested: str, device: str, cpu_half: tuple[str, ...]) -> str:

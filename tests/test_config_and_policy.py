@@ -56,13 +56,23 @@ def test_cpu_policy_takes_a_half_dtype_only_where_the_cpu_multiplies_it():
 
 
 @pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="the kernel's CPU flags are read from /proc/cpuinfo")
-def test_torchs_probe_agrees_with_the_kernels_cpu_flags():
-    flags = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-    assert ("bfloat16" in cpu_half_dtypes()) == bool(flags & {"amx_bf16", "avx512_bf16"})
-    assert ("float16" in cpu_half_dtypes()) == ("amx_fp16" in flags)
+def test_the_cpu_flags_agree_with_what_torch_reports():
+    import torch
+
+    native = cpu_half_dtypes()
+    assert ("bfloat16" in native) == (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    assert ("float16" in native) == torch.cpu._is_amx_fp16_supported()
+
+
+def test_the_cpu_flags_are_read_from_the_kernels_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n\nprocessor\t: 1\n")
+    assert cpu_half_dtypes(str(info)) == ("bfloat16",)
+    info.write_text("flags\t: fpu amx_bf16 amx_tile amx_fp16 amx_int8\n")
+    assert cpu_half_dtypes(str(info)) == ("bfloat16", "float16")
+    info.write_text("flags\t: fpu sse avx2 avx512f\n")
+    assert cpu_half_dtypes(str(info)) == ()
+    assert cpu_half_dtypes(str(tmp_path / "absent")) == ()  # not Linux: float32
 
 
 def test_cpu_attention_is_sdpa():

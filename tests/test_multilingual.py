@@ -50,7 +50,7 @@ def test_language_is_detected_when_none_is_given(multilingual):
     id_to_code = {v: k.strip("<|>") for k, v in multilingual.loaded.model.generation_config.lang_to_id.items()}
     with torch.inference_mode():
         ids = multilingual.loaded.model.detect_language(
-            input_features=torch.from_numpy(np.stack([f[0] for f in first_windows[1:]]))
+            input_features=torch.from_numpy(np.stack([f[0] for f in first_windows[1:]])).to(multilingual.loaded.model.dtype)
         )
     assert out["language"][1:] == [id_to_code[int(i)] for i in ids.view(-1)]
     assert all(code in _languages() for code in out["language"][1:])
