@@ -28,7 +28,7 @@ def _fetch_one(uri: str, max_bytes: int | None, retry_s: float) -> Fetched:
         size = storage.size(uri, retry_s)
         if max_bytes is not None and size is not None and size > max_bytes:
             return None, f"{STAGE}: {shown} is {size} bytes, over the {max_bytes} byte limit", PERMANENT
-        return storage.read_bytes(uri, retry_s), None, None
+        return storage.read_bytes(uri, retry_s, size), None, None
     except StoreUnavailable as exc:
         return None, f"{STAGE}: {exc}", TRANSIENT
     except storage.UnsupportedUri as exc:

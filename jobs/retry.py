@@ -50,7 +50,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         yield exc
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)  # as Python shows the chain
 
 
 def _transient_status(exc: BaseException) -> bool:

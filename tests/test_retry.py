@@ -9,6 +9,7 @@ import pytest
 
 from asr_actor.config import AudioConfig
 from jobs.fetch import fetch_batch
+from jobs import storage
 from jobs.retry import StoreUnavailable, is_transient, retrying
 from servers import free_port
 
@@ -78,3 +79,44 @@ def test_fetch_names_network_failures_and_schemes():
     assert out["error"][1] == "fetch: foo://bucket/a.wav: unsupported URI scheme 'foo'"
     assert out["error"][2] == "fetch: object not found: memory://nothing/here.wav"
     assert out["error_kind"][1:] == ["permanent", "permanent"]
+
+
+@pytest.fixture
+def silent_s3(monkeypatch):
+    """An S3 endpoint on loopback that accepts connections and reads requests but never answers."""
+    import socket
+    import threading
+
+    import s3fs
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)  # read by nobody, answered never
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "silent")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "silent")
+    monkeypatch.setattr(storage, "ATTEMPT_TIMEOUT_S", 1.0)
+    s3fs.S3FileSystem.clear_instance_cache()  # no client of another test's endpoint
+    yield
+    server.close()
+    for conn in held:
+        conn.close()
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_a_store_that_never_answers_is_a_transient_failure_not_a_hang(silent_s3):
+    # s3fs's own read timeout (15 s, then its retries) would take minutes; each attempt's deadline is what ends it.
+    for call in (lambda: storage.write_bytes("s3://bkt/part.parquet", b"x" * 1000, retry_s=3),
+                 lambda: storage.read_bytes("s3://bkt/a.wav", retry_s=3, expected_bytes=1000),
+                 lambda: storage.list_files("s3://bkt/data/", retry_s=3)):
+        with pytest.raises(StoreUnavailable, match=r"the store was unreachable through \d+ tries in 3 s \(TimeoutError: no answer in 1(\.\d+)? s\)"):
+            call()
