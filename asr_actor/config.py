@@ -56,7 +56,7 @@ class ModelConfig:
     revision: str | None = None  # hub branch, tag or commit; None = the default branch
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda" or "cuda:N"
     dtype: str = "auto"  # "auto" (cuda: float16; cpu: bfloat16 on native BF16, else float32), or one of DTYPES
-    attention: str = "auto"  # "auto" (flash_attention_2 on a capable GPU; eager on CPU in bfloat16; else sdpa), or one of them
+    attention: str = "auto"  # "auto" (flash_attention_2 > sdpa > eager), or one of them
     cache_dir: str | None = None  # local copy of object-store models and the offline model; None = ~/.cache/asr-batch
     # "auto": the weights of `id`; "dummy": `id`'s shapes with seeded random weights, nothing downloaded
     # (load tests, sizing a cluster; asr_actor/dummy.py). Rows then name the model dummy:<id>.

@@ -3,7 +3,7 @@
 Policy: CUDA -> float16 (bfloat16 selectable); CPU -> bfloat16 where the CPU multiplies it
 natively (AMX or AVX-512 BF16, from the kernel's CPU flags), float32 elsewhere. Attention ``auto`` takes
 ``flash_attention_2`` when ``flash_attn`` imports and a visible GPU can run it (compute
-capability 8.0+, half precision), ``eager`` on CPU in bfloat16, else ``sdpa``. An explicit choice that cannot work
+capability 8.0+, half precision), else ``sdpa``. An explicit choice that cannot work
 fails with a message saying why. The same functions serve the job's driver, which has
 no GPU to look at (:mod:`asr_actor.model_plan`): it decides once and the model actors
 load exactly that. Weights load from safetensors only and never with remote code.
@@ -120,14 +120,10 @@ def flash_attention_problem(device: str, dtype: str, capability: tuple[int, int]
 
 
 def resolve_attention(requested: str, device: str, dtype: str, capability: tuple[int, int] | None) -> str:
-    """``auto``: flash_attention_2 where it is known to run (a visible capable GPU); on CPU in
-    bfloat16, eager (SDPA's bfloat16 CPU kernel is slower than eager's matrix products:
-    README, "CPU: dtype and attention"); else sdpa."""
+    """``auto``: flash_attention_2 where it is known to run (a visible capable GPU), else sdpa."""
     problem = flash_attention_problem(device, dtype, capability)
     if requested == "auto":
-        if capability is not None and problem is None:
-            return "flash_attention_2"
-        return "eager" if device == "cpu" and dtype == "bfloat16" else "sdpa"
+        return "flash_attention_2" if capability is not None and problem is None else "sdpa"
     if requested == "flash_attention_2" and problem:
         raise ModelLoadError(f"model.attention flash_attention_2 cannot be used: {problem}")
     return requested

@@ -24,13 +24,6 @@ def cpu_dtype() -> str:
     return resolve_dtype("auto", "cpu", cpu_half_dtypes())
 
 
-def cpu_attention() -> str:
-    """The attention ``model.attention: auto`` picks on this machine's CPU in :func:`cpu_dtype`."""
-    from asr_actor.model import resolve_attention
-
-    return resolve_attention("auto", "cpu", cpu_dtype(), None)
-
-
 def reference_text(audio: Path) -> str:
     return audio.with_suffix(".txt").read_text(encoding="utf-8").strip()
 
@@ -63,13 +56,13 @@ def offline_model_dir(asr_cache: Path) -> Path:
     return prepare_offline_model(cached_folder(ModelConfig()))
 
 
-def _origin_load(folder: Path, dtype: str, attention: str = "sdpa"):
+def _origin_load(folder: Path, dtype: str):
     """(model, processor) loaded the way the origin script does, on CPU in ``dtype``."""
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     model = WhisperForConditionalGeneration.from_pretrained(
-        folder, local_files_only=True, use_safetensors=True, attn_implementation=attention, dtype=getattr(torch, dtype)
+        folder, local_files_only=True, use_safetensors=True, attn_implementation="sdpa", dtype=getattr(torch, dtype)
     ).eval()
     return model, WhisperProcessor.from_pretrained(folder, local_files_only=True)
 
@@ -82,9 +75,9 @@ def hf_whisper(offline_model_dir: Path):
 
 @pytest.fixture(scope="session")
 def hf_whisper_auto(offline_model_dir: Path, hf_whisper):
-    """transformers' tiny.en in the dtype and attention ``auto`` picks on this CPU: the transcriber's parity reference."""
-    dtype, attention = cpu_dtype(), cpu_attention()
-    return hf_whisper if (dtype, attention) == ("float32", "sdpa") else _origin_load(offline_model_dir, dtype, attention)
+    """transformers' tiny.en in the dtype ``auto`` picks on this CPU: the transcriber's parity reference."""
+    dtype = cpu_dtype()
+    return hf_whisper if dtype == "float32" else _origin_load(offline_model_dir, dtype)
 
 
 def reference_transcribe(model, processor, waveform) -> str:

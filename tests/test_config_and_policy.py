@@ -12,7 +12,7 @@ from asr_actor.config import ConfigError, DecodingConfig, ModelConfig, Transcrib
 from asr_actor.model import ModelLoadError, cpu_half_dtypes, load_model, resolve_attention, resolve_device, resolve_dtype
 from asr_actor.model_plan import plan_model
 from asr_actor.model_source import ModelSourceError
-from conftest import cpu_attention, cpu_dtype
+from conftest import cpu_dtype
 
 
 def test_from_mapping_builds_nested_frozen_config():
@@ -75,10 +75,8 @@ def test_the_cpu_flags_are_read_from_the_kernels_cpuinfo(tmp_path):
     assert cpu_half_dtypes(str(tmp_path / "absent")) == ()  # not Linux: float32
 
 
-def test_cpu_attention_is_sdpa_but_eager_in_bfloat16():
+def test_cpu_attention_is_sdpa():
     assert resolve_attention("auto", "cpu", "float32", None) == "sdpa"
-    assert resolve_attention("auto", "cpu", "bfloat16", None) == "eager"  # SDPA's bfloat16 CPU kernel is the slower
-    assert resolve_attention("sdpa", "cpu", "bfloat16", None) == "sdpa"
     assert resolve_attention("eager", "cpu", "float32", None) == "eager"
 
 
@@ -110,7 +108,7 @@ def test_auto_attention_takes_flash_attention_only_where_a_gpu_proves_it_runs(mo
 
 def test_the_driver_plans_the_model_from_its_small_files(offline_model_dir):
     cpu = plan_model(ModelConfig(id=str(offline_model_dir)), gpus=False)
-    assert (cpu.device, cpu.dtype, cpu.attention, cpu.multilingual) == ("cpu", cpu_dtype(), cpu_attention(), False)
+    assert (cpu.device, cpu.dtype, cpu.attention, cpu.multilingual) == ("cpu", cpu_dtype(), "sdpa", False)
     assert cpu.log_mel.n_mels == 80 and cpu.revision is None and cpu.weights_id
     gpu = plan_model(ModelConfig(id=str(offline_model_dir)), gpus=True)
     assert (gpu.device, gpu.dtype, gpu.attention) == ("cuda", "float16", "sdpa")
@@ -136,7 +134,7 @@ def test_planning_names_what_is_missing(tmp_path):
 
 def test_loads_a_local_folder_and_reports_what_it_loaded(offline_model_dir):
     loaded = load_model(ModelConfig(id=str(offline_model_dir)))
-    assert (loaded.info.device, loaded.info.dtype, loaded.info.attention) == ("cpu", cpu_dtype(), cpu_attention())
+    assert (loaded.info.device, loaded.info.dtype, loaded.info.attention) == ("cpu", cpu_dtype(), "sdpa")
     assert loaded.model.dtype == getattr(torch, cpu_dtype()) and not loaded.model.training
     eager = load_model(ModelConfig(id=str(offline_model_dir), attention="eager"))
     assert eager.info.attention == "eager"

@@ -13,7 +13,7 @@ import pytest
 
 from asr_actor.schema import output_schema
 from asr_actor.wer import word_errors
-from conftest import BAD, cpu_attention, cpu_dtype, good_fixtures, reference_text
+from conftest import BAD, cpu_dtype, good_fixtures, reference_text
 from servers import S3_SECRET, job_env, ray_stop, s3_client, s3_server
 
 pytestmark = pytest.mark.slow
@@ -96,7 +96,7 @@ def test_s3_end_to_end_good_bad_and_missing(s3, e2e):
     assert info["config"]["model"]["id"] == "offline:tiny.en" and info["versions"]["ray"]
     assert info["lock"]["lock"] and info["lock"]["differs"] == {}  # the run says it ran on the locked versions
     planned = info["model"]
-    assert (planned["device"], planned["dtype"], planned["attention"]) == ("cpu", cpu_dtype(), cpu_attention())
+    assert (planned["device"], planned["dtype"], planned["attention"]) == ("cpu", cpu_dtype(), "sdpa")
     assert planned["log_mel"]["n_mels"] == 80 and info["fingerprint_inputs"]["model"]["weights_id"] == planned["weights_id"]
     assert set(table.column("config_fingerprint").to_pylist()) == {info["config_fingerprint"]}
     success = json.loads(client.get_object(Bucket=BUCKET, Key="runs/r1/_SUCCESS")["Body"].read())
