@@ -68,18 +68,23 @@ CPU_HALF_UNITS = {"bfloat16": "AMX or AVX-512 BF16", "float16": "AMX-FP16"}
 CPUINFO = "/proc/cpuinfo"
 
 
+def cpu_flags(cpuinfo: str = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags as the Linux kernel lists them; empty where they cannot be read (not Linux)."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as fh:
+            line = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return frozenset()
+    return frozenset(line.partition(":")[2].split())
+
+
 def cpu_half_dtypes(cpuinfo: str = CPUINFO) -> tuple[str, ...]:
     """The half dtypes this machine's CPU multiplies natively, from the kernel's CPU flags.
 
     Read without torch, so the driver (which never imports it) and the model actors decide
     alike; () where the flags cannot be read (not Linux): float32 there.
     """
-    try:
-        with open(cpuinfo, encoding="utf-8") as fh:
-            line = next((line for line in fh if line.startswith("flags")), "")
-    except OSError:
-        return ()
-    flags = set(line.partition(":")[2].split())
+    flags = cpu_flags(cpuinfo)
     return tuple(dtype for dtype, wanted in CPU_HALF_FLAGS.items() if flags.intersection(wanted))
 
 
@@ -91,7 +96,7 @@ def resolve_dtype(requested: str, device: str, cpu_half: tuple[str, ...]) -> str
         return "bfloat16" if "bfloat16" in cpu_half else "float32"
     if requested in HALF and requested not in cpu_half:
         raise ModelLoadError(f"model.dtype {requested} on CPU: this CPU has no native {requested} "
-                             f"({CPU_HALF_UNITS[requested]}), where it is many times slower; use float32 or auto")
+                             f"({CPU_HALF_UNITS[requested]}); use float32 or auto")
     return requested
 
 
