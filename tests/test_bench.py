@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cpu_dtype
 from servers import job_env, ray_stop
 
 BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
@@ -72,3 +73,25 @@ def test_synthetic_shapes(tmp_path, asr_cache):
     for point in points:
         assert point["windows_per_s"] > 0 and point["rtfx"] > 0 and point["attention"] == "sdpa"
         assert point["min_s"] <= point["median_s"] <= point["max_s"]
+
+
+@pytest.mark.slow
+def test_the_cpu_variants_report_speed_and_words(asr_cache, offline_model_dir):
+    proc = subprocess.run([sys.executable, str(BENCH.parent / "bench_cpu.py"), "--files", "2", "--rounds", "1",
+                           "--variants", "bfloat16-eager,int8-dynamic-float32"],
+                          env=job_env({}, asr_cache), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    variants = doc["variants"]
+    assert doc["files"] == 2 and doc["audio_s"] > 8 and doc["machine"]["cores"] >= 1
+    base = variants["float32-sdpa"]  # the reference always runs
+    assert base["speedup"] == 1.0 and base["differ_from_float32"] == 0 and base["long_wer"] is None
+    assert 0 <= base["wer"] < 0.2  # two clear fixtures
+    bf16 = variants["bfloat16-eager"]
+    if cpu_dtype() != "bfloat16":
+        assert bf16["skipped"].startswith("model.dtype bfloat16 on CPU: this CPU has no native bfloat16")
+        return
+    assert (bf16["dtype"], bf16["attention"]) == ("bfloat16", "eager") and bf16["median_s"] > 0
+    assert bf16["speedup"] == pytest.approx(base["median_s"] / bf16["median_s"], rel=0.05)
+    assert abs(bf16["wer"] - base["wer"]) < 0.05
+    assert variants["int8-dynamic-float32"] == {"skipped": "torchao not installed"} or variants["int8-dynamic-float32"]["wer"] < 0.2

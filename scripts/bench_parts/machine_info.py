@@ -21,6 +21,7 @@ def _cpu_model() -> str:
 def collect() -> dict:
     import torch
 
+    from asr_actor.model import cpu_flags, cpu_half_dtypes
     from jobs.versions import installed, lock_state
 
     versions = {name: installed(name) for name in ("torch", "transformers", "ray", "ctranslate2", "faster-whisper",
@@ -28,6 +29,8 @@ def collect() -> dict:
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     return {
         "cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        # The matrix extensions that decide CPU speed, and the half dtypes they make native (model.dtype auto).
+        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx", "amx"))), "cpu_native_half": list(cpu_half_dtypes()),
         "gpu": gpu, **({"gpu_detail": _gpu_detail(), "cuda": torch.version.cuda} if gpu else {}),
         "python": platform.python_version(), "versions": versions, "lock": lock_state(),
     }
