@@ -88,10 +88,12 @@ def cpu_half_dtypes(cpuinfo: str = CPUINFO) -> tuple[str, ...]:
     return tuple(dtype for dtype, wanted in CPU_HALF_FLAGS.items() if flags.intersection(wanted))
 
 
-def resolve_dtype(requested: str, device: str, cpu_half: tuple[str, ...]) -> str:
-    """The dtype to load: ``cpu_half`` is :func:`cpu_half_dtypes` of the CPU that will run it."""
+def resolve_dtype(requested: str, device: str, cpu_half: tuple[str, ...] | None = None) -> str:
+    """The dtype to load: ``cpu_half`` is :func:`cpu_half_dtypes` of the CPU that will run it (None: this one's)."""
     if device.startswith("cuda"):
         return "float16" if requested == "auto" else requested
+    if cpu_half is None:
+        cpu_half = cpu_half_dtypes()
     if requested == "auto":
         return "bfloat16" if "bfloat16" in cpu_half else "float32"
     if requested in HALF and requested not in cpu_half:
@@ -147,7 +149,7 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     device = resolve_device(cfg.device, torch.cuda.is_available())
-    dtype = resolve_dtype(cfg.dtype, device, cpu_half_dtypes() if device == "cpu" else ())
+    dtype = resolve_dtype(cfg.dtype, device)
     _check_hardware(device, dtype)
     attention = resolve_attention(cfg.attention, device, dtype, cuda_capability(device))
     source = resolve_model_source(cfg)

@@ -18,7 +18,7 @@ from typing import Any
 
 from asr_actor.config import ModelConfig
 from asr_actor.features import LogMel
-from asr_actor.model import ModelLoadError, cpu_half_dtypes, cuda_capability, resolve_attention, resolve_dtype
+from asr_actor.model import ModelLoadError, cuda_capability, resolve_attention, resolve_dtype
 from asr_actor.model_source import read_model_files
 from asr_actor.offline.hf_files import MULTILINGUAL_VOCAB
 
@@ -60,7 +60,7 @@ def plan_model(cfg: ModelConfig, gpus: bool) -> ModelPlan:
         raise ModelLoadError(f"model.device is {cfg.device!r} but the model actors get no GPU (stages.transcribe.num_gpus)")
     device = "cuda" if gpus and cfg.device != "cpu" else "cpu"
     # CPU actors: the driver's CPU stands for theirs (a cluster whose CPU workers differ sets model.dtype).
-    dtype = resolve_dtype(cfg.dtype, device, cpu_half_dtypes() if device == "cpu" else ())
+    dtype = resolve_dtype(cfg.dtype, device)
     # Only a GPU visible here can prove flash-attn runs; without one "auto" plans sdpa.
     capability = cuda_capability(device) if importlib.util.find_spec("flash_attn") else None
     return ModelPlan(

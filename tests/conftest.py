@@ -19,9 +19,9 @@ def good_fixtures() -> list[Path]:
 
 def cpu_dtype() -> str:
     """The dtype ``model.dtype: auto`` picks on this machine's CPU (bfloat16 where it is native)."""
-    from asr_actor.model import cpu_half_dtypes, resolve_dtype
+    from asr_actor.model import resolve_dtype
 
-    return resolve_dtype("auto", "cpu", cpu_half_dtypes())
+    return resolve_dtype("auto", "cpu")
 
 
 def reference_text(audio: Path) -> str:

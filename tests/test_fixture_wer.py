@@ -68,11 +68,11 @@ def pooled_wer(transcripts: dict[str, str], names: list[str]) -> float:
 @pytest.mark.slow
 @pytest.mark.skipif(cpu_dtype() != "bfloat16", reason="model.dtype auto is float32 on this CPU (no native bfloat16)")
 def test_bfloat16_on_this_cpu_holds_float32s_word_error_rate(transcriber, project_transcripts):
-    from asr_actor.config import ModelConfig
     from asr_actor.transcriber import Transcriber
 
     assert transcriber.info.dtype == "bfloat16"
-    float32 = Transcriber(dataclasses.replace(transcriber.config, model=ModelConfig(id=transcriber.config.model.id, dtype="float32")))
+    cfg = transcriber.config
+    float32 = Transcriber(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype="float32")))
     assert float32.info.dtype == "float32"
     reference = transcribe_fixtures(float32)
     names = sorted(project_transcripts)
