@@ -39,9 +39,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     import json
 
     from asr_actor.config import ConfigError, TranscriberConfig, from_mapping
-    from jobs.local_transcribe import check_output_options, expand, file_writer, transcribe_files
-    from jobs.manifest import AUDIO_SUFFIXES
-    from jobs.outputs import formats_of
+    from jobs.run.local_transcribe import check_output_options, expand, file_writer, transcribe_files
+    from jobs.store.manifest import AUDIO_SUFFIXES
+    from jobs.report.outputs import formats_of
 
     check_output_options(args.output, args.output_format, args.output_dir)
     _quiet_transformers()
@@ -75,7 +75,7 @@ def _run_or_resume(args: argparse.Namespace) -> int:
     import json
 
     from jobs.config import load_config
-    from jobs.pipeline import resume_config, run_job
+    from jobs.run.pipeline import resume_config, run_job
 
     _quiet_transformers()
     if args.command == "resume":
@@ -92,7 +92,7 @@ def _run_or_resume(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from jobs.evaluate import evaluate_run
+    from jobs.report.evaluate import evaluate_run
 
     report = evaluate_run(args.run_uri, args.references)
     for row in report["rows"]:
@@ -104,7 +104,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import json
 
-    from jobs.export import export
+    from jobs.report.export import export
 
     columns = tuple(name.strip() for name in args.columns.split(",") if name.strip()) if args.columns else ()
     figures = export(args.source, args.to, args.format, columns)
@@ -116,7 +116,7 @@ class _VersionAction(argparse.Action):
     """``--version``, computed only when asked (it reads every installed package's metadata)."""
 
     def __call__(self, parser, namespace, values, option_string=None):  # noqa: ARG002 - argparse's signature
-        from jobs.versions import version_line
+        from jobs.run.versions import version_line
 
         print(version_line())
         parser.exit()
@@ -125,7 +125,7 @@ class _VersionAction(argparse.Action):
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from jobs.status import format_status, status
+    from jobs.report.status import format_status, status
 
     figures = status(args.path)
     print(json.dumps(figures, indent=2) if args.json else format_status(figures))
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--channels", choices=["mix", "split"],
                     help="mix (default): one downmix; split: each channel on its own, segments marked with it")
     tr.add_argument("--output", "-o", help="write the JSON lines here instead of stdout (FILE.jsonl, .ndjson or no suffix)")
-    # The choices are jobs.outputs.FILE_FORMATS + ALL, written out so --help imports nothing (tests/test_outputs.py checks).
+    # The choices are jobs.report.outputs.FILE_FORMATS + ALL, written out so --help imports nothing (tests/test_outputs.py checks).
     tr.add_argument("--output-format", "--output_format", choices=["txt", "srt", "vtt", "tsv", "json", "all"],
                     help="also write one file per input in this format (all: every one), as openai-whisper does")
     tr.add_argument("--output-dir", "--output_dir", metavar="DIR",
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("source", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
     ex.add_argument("--to", required=True, help="destination folder (any fsspec URL or path), or - for standard output")
-    # jobs.export.FORMATS, written out so --help imports nothing (tests/test_outputs.py checks).
+    # jobs.report.export.FORMATS, written out so --help imports nothing (tests/test_outputs.py checks).
     ex.add_argument("--format", choices=["parquet", "jsonl", "csv", "srt", "vtt", "txt", "tsv"], default="parquet",
                     help="a table in parts (parquet, jsonl, csv), or one file per ok row (srt, vtt, txt, tsv)")
     ex.add_argument("--columns", metavar="NAME,...", help="only these columns of the table, in this order (e.g. id,text,error)")
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run folders (no Ray); any fsspec URL or path.",
     )
     st.add_argument("path", metavar="RUN_OR_ROOT", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
-    st.add_argument("--json", action="store_true", help="one JSON document with the same figures (keys: see jobs/status.py)")
+    st.add_argument("--json", action="store_true", help="one JSON document with the same figures (keys: see jobs/report/status.py)")
     st.set_defaults(handler=_status)
     return parser
 

@@ -23,8 +23,8 @@ import yaml
 
 from asr_actor.config import ConfigError, TranscriberConfig, from_mapping, require
 from asr_actor.errors import describe
-from jobs import storage
-from jobs.retry import DEFAULT_RETRY_S
+from jobs.store import storage
+from jobs.store.retry import DEFAULT_RETRY_S
 
 
 @dataclass(frozen=True)

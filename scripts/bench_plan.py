@@ -77,7 +77,7 @@ def _earlier_night(root: Path, manifest, fingerprint: str) -> None:
 
     import pyarrow as pa
 
-    from jobs.run_folder import SUCCESS, RunFolder
+    from jobs.state.run_folder import SUCCESS, RunFolder
 
     folder = RunFolder(str(root / "night-1"))
     n = manifest.num_rows
@@ -96,8 +96,8 @@ def _incremental(args, tmp: Path) -> dict:
     import pyarrow.parquet as pq
 
     from jobs.config import load_config
-    from jobs.pipeline import plan
-    from jobs.preflight import preflight
+    from jobs.run.pipeline import plan
+    from jobs.run.preflight import preflight
 
     n = args.rows
     ids = [f"s3://bucket/audio/call-{i:07d}.wav" for i in range(n)]
@@ -134,9 +134,9 @@ def main() -> None:
     import pyarrow as pa
 
     from jobs.config import load_config
-    from jobs.pipeline import _source, plan
-    from jobs.preflight import preflight
-    from jobs.ray_cluster import init_ray
+    from jobs.run.pipeline import _source, plan
+    from jobs.run.preflight import preflight
+    from jobs.run.ray_cluster import init_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="asr-bench-plan-"))
     manifest = _write_manifest(tmp, args.rows, args.format)

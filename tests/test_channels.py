@@ -25,10 +25,10 @@ from asr_actor.segments import CHANNEL_MARK, Segment, stitch
 from asr_actor.vad import SpeechDetector
 from asr_actor.wer import word_errors
 from conftest import BAD, DATA, GOOD
-from jobs import wire
+from jobs.run import wire
 from jobs.cli import main as cli_main
 from jobs.config import load_config
-from jobs.fingerprint import fingerprint, fingerprint_inputs
+from jobs.run.fingerprint import fingerprint, fingerprint_inputs
 
 CALL = DATA / "channels" / "overlap_stereo.flac"
 REFERENCES = [CALL.with_suffix(f".ch{c}.txt").read_text(encoding="utf-8").strip() for c in (0, 1)]
@@ -206,7 +206,7 @@ def test_mix_on_the_call_has_no_channel_and_is_the_downmix_as_before(transcriber
 
 def test_the_jobs_workers_carry_channels_from_the_cpu_stage_to_the_model(split_transcriber):
     """The job's CPU stage and model actor as plain objects (no Ray): Arrow tables between them, as Ray moves them."""
-    from jobs.workers import CpuWorker, ModelWorker
+    from jobs.run.workers import CpuWorker, ModelWorker
 
     cfg = split_transcriber.config
     manifest = pa.table({"id": ["call", "bad"], "uri": [str(CALL), str(BAD / "empty.wav")]})

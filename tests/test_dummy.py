@@ -16,7 +16,7 @@ from asr_actor.model_plan import ModelPlan, plan_model
 from asr_actor.offline.vocabulary import layout
 from conftest import good_fixtures
 from jobs.config import load_config
-from jobs.fingerprint import fingerprint, fingerprint_inputs
+from jobs.run.fingerprint import fingerprint, fingerprint_inputs
 
 TOKENS = 12
 

@@ -22,7 +22,7 @@ def test_the_pack_holds_what_the_image_lacks_and_nothing_it_has():
     assert {"ray", "av", "jsonschema", "pysubs2", "jiwer"} <= set(packages)
     assert not {"torch", "transformers", "numpy", "pyarrow", "tokenizers", "safetensors", "pyyaml"} & set(packages)
     assert not set(IMAGE) & set(packages) and "asr-batch" not in packages
-    from jobs.versions import installed
+    from jobs.run.versions import installed
 
     assert all(installed(name) == version for name, version in packages.items())  # the lock's versions, as installed
 

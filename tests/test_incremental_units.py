@@ -8,11 +8,11 @@ import time
 import pyarrow as pa
 import pytest
 
-from jobs.export import export
-from jobs.incremental import select
-from jobs.source_info import with_source_info
-from jobs.lock import RootLock, RootLocked
-from jobs.run_folder import RunFolder
+from jobs.report.export import export
+from jobs.state.incremental import select
+from jobs.store.source_info import with_source_info
+from jobs.state.lock import RootLock, RootLocked
+from jobs.state.run_folder import RunFolder
 
 
 def _manifest(**changes):
@@ -108,7 +108,7 @@ def test_export_of_a_root_folds_runs_newest_ok_first_and_drops_deleted_ids(tmp_p
 
 
 def test_export_to_stdout_keeps_the_chosen_columns_and_refuses_what_it_cannot_show(tmp_path, capsysbinary):
-    from jobs.export import ExportError
+    from jobs.report.export import ExportError
 
     _run(tmp_path, "n1", "2026-11-01", {"id": ["a", "b", "c"], "text": ["a1", "", None], "error": [None, None, "decode: x"],
                                         "transcribed_at": ["1", "1", "1"]}, ["a", "b", "c"])

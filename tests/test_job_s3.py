@@ -161,7 +161,7 @@ def test_model_loads_from_an_object_store_folder(s3_in_process, offline_model_di
 
 
 def test_prefix_listing_streams_page_by_page(s3_in_process):
-    from jobs.manifest import s3_objects
+    from jobs.store.manifest import s3_objects
 
     client = s3_in_process
     for i in range(5):
@@ -172,7 +172,7 @@ def test_prefix_listing_streams_page_by_page(s3_in_process):
 
 
 def test_a_manifest_files_sources_get_size_and_etag_by_listing_or_head(s3_in_process, monkeypatch):
-    from jobs import source_info
+    from jobs.store import source_info
 
     client = s3_in_process
     for i in range(3):

@@ -15,10 +15,10 @@ from asr_actor.features import LogMel
 from asr_actor.model_plan import ModelPlan
 from asr_actor.schema import CONTRACT_COLUMNS, output_schema
 from jobs.config import JobConfig, apply_overrides, load_config
-from jobs.fetch import fetch_batch
-from jobs.fingerprint import changed, fingerprint, fingerprint_inputs
-from jobs.manifest import ManifestError, read_manifest
-from jobs.run_folder import RunFolder
+from jobs.store.fetch import fetch_batch
+from jobs.run.fingerprint import changed, fingerprint, fingerprint_inputs
+from jobs.store.manifest import ManifestError, read_manifest
+from jobs.state.run_folder import RunFolder
 from conftest import GOOD, good_fixtures
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
@@ -156,7 +156,7 @@ def test_unreadable_manifest_names_the_file(tmp_path):
 
 
 def test_run_folder_parts_done_ids_and_deduplicate(tmp_path):
-    from jobs.run_folder import summarize
+    from jobs.state.run_folder import summarize
 
     folder = RunFolder(str(tmp_path / "run"))
     schema = output_schema(None)
@@ -203,7 +203,7 @@ def test_redact_strips_credentials():
 def test_writer_joins_pass_through_columns_from_the_frozen_manifest_with_their_types(tmp_path):
     from datetime import datetime, timezone
 
-    from jobs.workers import PartWriter
+    from jobs.run.workers import PartWriter
 
     when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
     manifest = pa.table({
@@ -232,7 +232,7 @@ def test_idle_priority_applies_to_the_calling_thread_only():
     import os
     import threading
 
-    from jobs.cpu_priority import lower_cpu_priority
+    from jobs.run.cpu_priority import lower_cpu_priority
 
     seen = {}
 
@@ -262,14 +262,14 @@ def test_evaluate_on_a_run_with_no_rows_is_one_line_and_exit_2(tmp_path):
 
 
 def test_references_keep_ids_as_written(tmp_path):
-    from jobs.evaluate import read_references
+    from jobs.report.evaluate import read_references
 
     (tmp_path / "refs.csv").write_text("id,text\n001,hello\n2,world\n")
     assert read_references(str(tmp_path / "refs.csv")) == {"001": "hello", "2": "world"}
 
 
 def test_pools_fit_what_is_left_of_the_cluster():
-    from jobs.capacity import describe_need, fitted, model_actors_that_fit
+    from jobs.run.capacity import describe_need, fitted, model_actors_that_fit
 
     stages = load_config(None, ["stages.transcribe.min_actors=2", "stages.transcribe.max_actors=4",
                                 "stages.transcribe.num_cpus=2"], input="a", output="b").stages
@@ -292,7 +292,7 @@ def test_pools_fit_what_is_left_of_the_cluster():
 
 
 def test_lost_workers_are_told_from_the_job_own_failures():
-    from jobs.ray_cluster import failure_cause, is_lost_worker
+    from jobs.run.ray_cluster import failure_cause, is_lost_worker
 
     class RayReport(Exception):
         pass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from jobs.versions import describe_lock, lock_state, locked, normalized
+from jobs.run.versions import describe_lock, lock_state, locked, normalized
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_LOCKED = {"torch", "flash-attn"}  # torch: TORCH_SPEC pins it; flash-attn (extra gpu) builds only against CUDA

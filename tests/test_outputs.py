@@ -106,8 +106,8 @@ def test_two_inputs_of_the_same_name_are_refused_naming_both(tmp_path):
 
 def test_the_cli_offers_exactly_the_formats_the_modules_write():
     from jobs.cli import build_parser
-    from jobs.export import FORMATS, PER_FILE_FORMATS
-    from jobs.outputs import ALL, FILE_FORMATS
+    from jobs.report.export import FORMATS, PER_FILE_FORMATS
+    from jobs.report.outputs import ALL, FILE_FORMATS
 
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices
     assert [a.choices for a in sub["transcribe"]._actions if a.dest == "output_format"] == [[*FILE_FORMATS, ALL]]
@@ -116,7 +116,7 @@ def test_the_cli_offers_exactly_the_formats_the_modules_write():
 
 
 def test_id_names_are_safe_readable_and_unique():
-    from jobs.output_names import id_names
+    from jobs.report.output_names import id_names
 
     ids = ["s3://bucket/a/b.wav", "calls/2026/x.wav", "calls_2026/x.wav", "Call.wav", "call.wav", "../..", "é" * 300,
            "a" * 300]
@@ -134,8 +134,8 @@ def test_id_names_are_safe_readable_and_unique():
 def _run_folder(root: Path, transcriber) -> tuple[str, list[dict]]:
     """A complete run folder of real tiny.en rows, written with the project's RunFolder and schema."""
     from asr_actor.schema import FINGERPRINT, ID, MODEL, RUN_ID, URI, output_schema, to_table
-    from jobs.fetch import fetch_batch
-    from jobs.run_folder import RunFolder
+    from jobs.store.fetch import fetch_batch
+    from jobs.state.run_folder import RunFolder
 
     ids = ["s3://bucket/a/b.wav", "calls/2026/x.wav", "calls/2026/gone.wav"]
     uris = [str(SPEECH[0]), str(SPEECH[1]), str(root / "gone.wav")]  # the last one is missing: an error row
@@ -157,7 +157,7 @@ def run_folder(transcriber, tmp_path_factory):
 
 @pytest.mark.parametrize("fmt", ["srt", "vtt", "txt", "tsv"])
 def test_export_writes_one_file_per_ok_row_named_by_id_and_counts_the_error_rows(run_folder, tmp_path, fmt):
-    from jobs.export import export
+    from jobs.report.export import export
 
     uri, rows = run_folder
     assert [r["error"] is None for r in rows] == [True, True, False]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import GOOD
-from jobs.progress import Progress
+from jobs.run.progress import Progress
 from servers import run_local_job
 
 

@@ -21,7 +21,7 @@ SHELL_SPLIT = re.compile(r"\s(?:&&|\|\||;|\||>>?|2>&1)\s")
 
 
 def _bundled_inputs() -> set[str]:
-    from jobs.manifest import AUDIO_SUFFIXES
+    from jobs.store.manifest import AUDIO_SUFFIXES
 
     return {str(p) for p in DATA.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES}
 

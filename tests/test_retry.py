@@ -8,9 +8,9 @@ import time
 import pytest
 
 from asr_actor.config import AudioConfig
-from jobs.fetch import fetch_batch
-from jobs import storage
-from jobs.retry import StoreUnavailable, is_transient, retrying
+from jobs.store.fetch import fetch_batch
+from jobs.store import storage
+from jobs.store.retry import StoreUnavailable, is_transient, retrying
 from servers import free_port
 
 

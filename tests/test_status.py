@@ -14,11 +14,11 @@ from asr_actor.config import AudioConfig
 from asr_actor.schema import output_schema, to_table
 from jobs.cli import main
 from jobs.config import config_to_dict, load_config
-from jobs.error_causes import causes, top_causes
-from jobs.fetch import fetch_batch
-from jobs.lock import RootLock
-from jobs.run_folder import SUCCESS, RunFolder, summarize
-from jobs.status import format_status, status
+from jobs.report.error_causes import causes, top_causes
+from jobs.store.fetch import fetch_batch
+from jobs.state.lock import RootLock
+from jobs.state.run_folder import SUCCESS, RunFolder, summarize
+from jobs.report.status import format_status, status
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
 EMPTY = pa.array([], pa.string())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asr_actor.audio import decode_audio
-from jobs.manifest import AUDIO_SUFFIXES
+from jobs.store.manifest import AUDIO_SUFFIXES
 
 GOOD = Path(__file__).resolve().parents[2] / "tests" / "data" / "good"
 LONG = "long_pauses.ogg"

@@ -22,7 +22,7 @@ def collect() -> dict:
     import torch
 
     from asr_actor.model import cpu_flags, cpu_half_dtypes
-    from jobs.versions import installed, lock_state
+    from jobs.run.versions import installed, lock_state
 
     versions = {name: installed(name) for name in ("torch", "transformers", "ray", "ctranslate2", "faster-whisper",
                                                     "flash-attn", "av")}

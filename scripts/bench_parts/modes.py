@@ -127,14 +127,14 @@ def start(modes: list[str]) -> None:
     if "job_s3" in modes:
         _state["aws"] = _start_s3()
     if {"job", "job_s3"} & set(modes):
-        from jobs.ray_cluster import init_ray
+        from jobs.run.ray_cluster import init_ray
 
         init_ray(job_config(1).ray)  # the job's own local cluster, as its config sizes it
 
 
 def _put_corpus(files: Files, s3: bool) -> str:
     """Write the corpus locally or into a bucket; return its folder URI."""
-    from jobs import storage
+    from jobs.store import storage
 
     if s3:
         import boto3
@@ -152,7 +152,7 @@ def _manifest(root: str, files: Files) -> str:
     """A JSONL manifest of ``files`` (relative URIs) beside the corpus."""
     import json
 
-    from jobs import storage
+    from jobs.store import storage
 
     manifest = storage.join(root, f"manifest-{uuid.uuid4().hex[:8]}.jsonl")
     lines = [json.dumps({"id": name, "uri": name}) for name, _, _ in files]
@@ -162,9 +162,9 @@ def _manifest(root: str, files: Files) -> str:
 
 def _job(files: Files, batch_size: int, s3: bool) -> Callable[[Files], Outcome]:
     from asr_actor.schema import ID, TEXT
-    from jobs import storage
-    from jobs.pipeline import run_job
-    from jobs.run_folder import RunFolder
+    from jobs.store import storage
+    from jobs.run.pipeline import run_job
+    from jobs.state.run_folder import RunFolder
 
     root = _put_corpus(files, s3)
     output = "s3://bench/runs" if s3 else _stack.enter_context(tempfile.TemporaryDirectory(prefix="asr-runs-"))

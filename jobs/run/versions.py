@@ -15,7 +15,7 @@ from typing import Any
 
 PACKAGES = ("asr-batch", "torch", "transformers", "ray", "pyarrow", "av", "fsspec", "s3fs")  # recorded in run.json
 SHOWN = ("torch", "transformers", "ray")  # on the --version line
-LOCK_FILE = Path(__file__).resolve().parent.parent / "constraints.txt"  # scripts/lock.sh writes it
+LOCK_FILE = Path(__file__).resolve().parents[2] / "constraints.txt"  # scripts/lock.sh writes it
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
 
 

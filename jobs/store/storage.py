@@ -4,7 +4,7 @@ Credentials and endpoints come from the environment (``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, …) as boto3, s3fs and pyarrow read
 them; nothing here prints or stores them. Writes are whole-or-absent: a local file is
 written under a temporary name and renamed, an object-store PUT is atomic already.
-Every call retries transient failures for ``retry_s`` seconds (:mod:`jobs.retry`); a
+Every call retries transient failures for ``retry_s`` seconds (:mod:`jobs.store.retry`); a
 URI whose scheme no installed filesystem serves is an :class:`UnsupportedUri`.
 
 An attempt on an asynchronous store (s3fs, gcsfs) that neither answers nor fails (a
@@ -20,7 +20,7 @@ import uuid
 from typing import Any, Callable, TypeVar
 
 from asr_actor.errors import AsrBatchError, describe, redact
-from jobs.retry import DEFAULT_RETRY_S, retrying
+from jobs.store.retry import DEFAULT_RETRY_S, retrying
 
 T = TypeVar("T")
 

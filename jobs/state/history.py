@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.schema import ERROR, ID, TRANSCRIBED_AT
-from jobs import storage
-from jobs.arrow_ops import first_of_each, flag
-from jobs.retry import DEFAULT_RETRY_S
-from jobs.run_folder import RunFolder
+from jobs.store import storage
+from jobs.state.arrow_ops import first_of_each, flag
+from jobs.store.retry import DEFAULT_RETRY_S
+from jobs.state.run_folder import RunFolder
 
 
 @dataclass(frozen=True)

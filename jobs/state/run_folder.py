@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from asr_actor.schema import COLUMN_TYPES, DURATION, ERROR, ERROR_KIND, ID, TRANSIENT
-from jobs import storage
-from jobs.arrow_ops import first_of_each, flag
-from jobs.retry import DEFAULT_RETRY_S
+from jobs.store import storage
+from jobs.state.arrow_ops import first_of_each, flag
+from jobs.store.retry import DEFAULT_RETRY_S
 
 PART_SUFFIX = ".parquet"
 RUN_JSON = "run.json"  # the run's record, written when it is planned: its folder is a run folder

@@ -9,7 +9,7 @@ Each input (by id) is compared with the newest row the earlier runs left for it:
 
 anything else is unchanged and skipped. The taken rows carry ``reason`` and ``attempt``
 into the frozen manifest (and so onto their output rows), with the source's size and
-ETag: for a prefix the listing has them; for a manifest file ``jobs/source_info.py``
+ETag: for a prefix the listing has them; for a manifest file ``jobs/store/source_info.py``
 reads them from the store.
 """
 
@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.schema import ATTEMPT, ERROR, ETAG, FINGERPRINT, ID, REASON, SIZE, URI
-from jobs.history import complete_runs, newest_rows
-from jobs.source_info import with_source_info
+from jobs.state.history import complete_runs, newest_rows
+from jobs.store.source_info import with_source_info
 
 NEW, CHANGED, MODEL, RETRY = "new", "changed", "model", "retry"
 _PAST = (ID, URI, ERROR, FINGERPRINT, SIZE, ETAG, ATTEMPT)  # what planning reads of earlier rows

@@ -2,8 +2,8 @@
 
 Each is a callable class that Ray Data instantiates once per actor and calls on a
 pyarrow batch (one row per file); all the work they do is in plain functions
-(:mod:`jobs.fetch`, :mod:`asr_actor.preprocess`, :class:`asr_actor.transcriber.Transcriber`,
-:class:`jobs.run_folder.RunFolder`) that run the same with no cluster.
+(:mod:`jobs.store.fetch`, :mod:`asr_actor.preprocess`, :class:`asr_actor.transcriber.Transcriber`,
+:class:`jobs.state.run_folder.RunFolder`) that run the same with no cluster.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from asr_actor.features import LogMel
 from asr_actor.preprocess import decode_batch, window_batch
 from asr_actor.schema import DURATION, ERROR, ERROR_KIND, ID, PERMANENT, SEGMENTS, as_table
 from asr_actor.vad import detector_for
-from jobs import wire
-from jobs.cpu_priority import lower_cpu_priority
-from jobs.fetch import fetch_batch
-from jobs.retry import DEFAULT_RETRY_S
+from jobs.run import wire
+from jobs.run.cpu_priority import lower_cpu_priority
+from jobs.store.fetch import fetch_batch
+from jobs.store.retry import DEFAULT_RETRY_S
 
 
 class CpuWorker:
@@ -74,7 +74,7 @@ class ModelWorker:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.transcriber = self._thread.submit(Transcriber, transcriber_config, log_mel).result()
         self.shape = (log_mel.n_mels, log_mel.frames)
-        self.tally = tally  # the driver's WindowTally (jobs.progress): decoded windows, for its progress display
+        self.tally = tally  # the driver's WindowTally (jobs.run.progress): decoded windows, for its progress display
         if tally is not None:
             self.transcriber.on_windows = self._report
 
@@ -100,7 +100,7 @@ class PartWriter:
 
     def __init__(self, run_uri: str, schema: pa.Schema, stamp: Mapping[str, Any], retry_s: float = DEFAULT_RETRY_S) -> None:
         from asr_actor.schema import pass_through_columns
-        from jobs.run_folder import RunFolder
+        from jobs.state.run_folder import RunFolder
 
         self.folder, self.schema, self.stamp = RunFolder(run_uri, retry_s), schema, dict(stamp)
         extra = pass_through_columns(schema)

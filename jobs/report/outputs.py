@@ -19,8 +19,8 @@ import json
 from typing import Any, Mapping, Sequence
 
 from asr_actor.schema import SEG_END, SEG_START, SEG_TEXT, SEGMENTS
-from jobs import storage
-from jobs.retry import DEFAULT_RETRY_S
+from jobs.store import storage
+from jobs.store.retry import DEFAULT_RETRY_S
 
 SUBTITLE_FORMATS = ("srt", "vtt")
 FILE_FORMATS = ("txt", *SUBTITLE_FORMATS, "tsv", "json")  # whisper's --output_format choices

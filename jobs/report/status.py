@@ -35,11 +35,11 @@ import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import DURATION, ID, TRANSCRIBED_AT
-from jobs import storage
-from jobs.error_causes import top_causes
-from jobs.lock import owner_dead_here, read_lock
-from jobs.retry import DEFAULT_RETRY_S
-from jobs.run_folder import RUN_JSON, SUCCESS, RunFolder, split_duplicates, summarize
+from jobs.store import storage
+from jobs.report.error_causes import top_causes
+from jobs.state.lock import owner_dead_here, read_lock
+from jobs.store.retry import DEFAULT_RETRY_S
+from jobs.state.run_folder import RUN_JSON, SUCCESS, RunFolder, split_duplicates, summarize
 
 COMPLETE, RUNNING, INCOMPLETE = "complete", "running", "incomplete"
 RATE_WINDOW_S = 600.0  # s: the rate is measured over the parts written this long before the newest one

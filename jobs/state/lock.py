@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from asr_actor.errors import AsrBatchError, describe, redact
-from jobs import storage
+from jobs.store import storage
 
 LOCK = "_LOCK"
 

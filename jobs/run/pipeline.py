@@ -3,11 +3,11 @@
     preflight -> plan -> prepare (fetch, decode, windows + log-mel; CPU actors)
               -> transcribe (model actors) -> write (Parquet parts) -> finalize (deduplicate, _SUCCESS)
 
-``preflight`` (:mod:`jobs.preflight`) resolves the model from its small files and
+``preflight`` (:mod:`jobs.run.preflight`) resolves the model from its small files and
 checks the config before anything is written. ``plan`` freezes the manifest and
 ``run.json`` on a new run, or reads them back on resume and drops the ids already in
 ``data/``. The driver only counts the small rows that the write stage returns and the
-windows the model actors report (:mod:`jobs.progress`), and shows progress on stderr. A failure of Ray itself becomes a :class:`JobError`
+windows the model actors report (:mod:`jobs.run.progress`), and shows progress on stderr. A failure of Ray itself becomes a :class:`JobError`
 with the cause in one line; the run folder stays resumable.
 """
 
@@ -29,14 +29,14 @@ import pyarrow.compute as pc
 from asr_actor.dummy import label
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import DURATION, ERROR, FINGERPRINT, ID, MODEL, RUN_ID, STAGE_INPUT_COLUMNS, output_schema
-from jobs import storage
+from jobs.store import storage
 from jobs.config import JobConfig, StagesConfig, config_to_dict, load_config
-from jobs.fingerprint import changed
-from jobs.manifest import read_manifest
-from jobs.preflight import Checked, preflight
-from jobs.progress import Progress, TallyReader, WindowTally
-from jobs.run_folder import SUCCESS, RunFolder, summarize
-from jobs.versions import lock_state, versions
+from jobs.run.fingerprint import changed
+from jobs.store.manifest import read_manifest
+from jobs.run.preflight import Checked, preflight
+from jobs.run.progress import Progress, TallyReader, WindowTally
+from jobs.state.run_folder import SUCCESS, RunFolder, summarize
+from jobs.run.versions import lock_state, versions
 
 MAX_INPUT_BLOCKS = 1024  # a run's input blocks: one per CPU-stage batch on small runs, bounded on huge ones
 
@@ -85,7 +85,7 @@ def _check_shared_paths(cfg: JobConfig, verbose: bool) -> None:
 
     ``file:///…`` says the folder is one every node mounts (NFS, a shared disk) and is taken.
     """
-    from jobs.ray_cluster import alive_nodes, cluster_address, init_ray
+    from jobs.run.ray_cluster import alive_nodes, cluster_address, init_ray
 
     if cluster_address(cfg.ray) is None:
         return  # a local cluster: one node
@@ -99,7 +99,7 @@ def _check_shared_paths(cfg: JobConfig, verbose: bool) -> None:
 
 def _freeze(cfg: JobConfig, checked: Checked, folder: RunFolder) -> tuple[pa.Table, int]:
     """A new run's frozen inputs and run.json; return the manifest and how many inputs were unchanged."""
-    from jobs.incremental import plan_incremental
+    from jobs.state.incremental import plan_incremental
 
     manifest = read_manifest(cfg.input, cfg.storage.retry_s)
     record: dict[str, Any] = {
@@ -166,13 +166,13 @@ def _source(todo: pa.Table, batch_size: int):
 def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, tally: Any, verbose: bool):
     from ray.data import ActorPoolStrategy, DataContext
 
-    from jobs.actor_watch import ActorWatch
-    from jobs.workers import CpuWorker, ModelWorker, PartWriter
+    from jobs.run.actor_watch import ActorWatch
+    from jobs.run.workers import CpuWorker, ModelWorker, PartWriter
 
     ctx = DataContext.get_current()
     ctx.execution_no_progress_timeout_s = cfg.ray.no_progress_timeout_s
     ctx.custom_execution_callback_classes = [ActorWatch]  # a dead pool actor ends the attempt at once
-    ctx.enable_progress_bars = verbose  # Ray Data's own bars; the job shows its progress (jobs.progress)
+    ctx.enable_progress_bars = verbose  # Ray Data's own bars; the job shows its progress (jobs.run.progress)
     # A lost actor is either restarted in place by Ray (actor_restarts) or fails the attempt,
     # which the driver recovers from (_execute); its tasks follow the same rule.
     restarts = {"max_restarts": cfg.ray.actor_restarts, "max_task_retries": 0 if cfg.ray.actor_restarts == 0 else -1}
@@ -227,8 +227,8 @@ def _window_tally() -> Any:
 
 def _room_after_loss(cfg: JobConfig, p: Plan) -> StagesConfig:
     """The stages sized to the surviving cluster, waiting ``ray.capacity_wait_s`` for Ray to drop the lost nodes and for room."""
-    from jobs.capacity import describe_need, wait_for_room
-    from jobs.ray_cluster import cluster_resources, wait_for_settled_nodes
+    from jobs.run.capacity import describe_need, wait_for_room
+    from jobs.run.ray_cluster import cluster_resources, wait_for_settled_nodes
 
     wait_for_settled_nodes(cfg.ray.capacity_wait_s)  # no work planned onto a node that is gone but still listed
     stages, have = wait_for_room(cfg.stages, cluster_resources, cfg.ray.capacity_wait_s)
@@ -246,8 +246,8 @@ def _execute(cfg: JobConfig, checked: Checked, p: Plan, verbose: bool = False) -
     runs them on what is left of the cluster, up to ``ray.recoveries`` times. Parts are
     whole or absent and ``deduplicate`` keeps one row per id, so nothing is lost or doubled.
     """
-    from jobs.capacity import describe_need, fitted
-    from jobs.ray_cluster import cluster_resources, failure_cause, init_ray, is_lost_worker
+    from jobs.run.capacity import describe_need, fitted
+    from jobs.run.ray_cluster import cluster_resources, failure_cause, init_ray, is_lost_worker
 
     local = init_ray(cfg.ray, verbose)
     stages = fitted(cfg.stages, cluster_resources()) if local else cfg.stages
@@ -279,7 +279,7 @@ def _execute(cfg: JobConfig, checked: Checked, p: Plan, verbose: bool = False) -
 
 def run_job(cfg: JobConfig, resume: bool = False, break_lock: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Preflight, then run (or resume) the job to completion under the output root's lock; return the ``_SUCCESS`` figures."""
-    from jobs.lock import RootLock
+    from jobs.state.lock import RootLock
 
     started = time.perf_counter()
     cfg = dataclasses.replace(cfg, run_id=cfg.run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))

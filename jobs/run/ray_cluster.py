@@ -23,7 +23,7 @@ _LOCAL_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CL
 
 
 class LostActor(AsrBatchError):
-    """An actor of one of the job's pools died (its process was killed, or its node was lost): see :mod:`jobs.actor_watch`."""
+    """An actor of one of the job's pools died (its process was killed, or its node was lost): see :mod:`jobs.run.actor_watch`."""
 
 
 def cluster_address(cfg: RayConfig) -> str | None:

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import ETAG, ID, LANGUAGE, PROMPT, SIZE, TASK, URI
-from jobs import storage
-from jobs.retry import DEFAULT_RETRY_S, retrying
+from jobs.store import storage
+from jobs.store.retry import DEFAULT_RETRY_S, retrying
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".webm", ".mkv", ".aac")
 MANIFEST_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")

@@ -16,7 +16,7 @@ from asr_actor.model import ModelLoadError
 from asr_actor.model_plan import ModelPlan, plan_model
 from asr_actor.vad import check_available
 from jobs.config import JobConfig
-from jobs.fingerprint import fingerprint, fingerprint_inputs
+from jobs.run.fingerprint import fingerprint, fingerprint_inputs
 
 
 @dataclass(frozen=True)

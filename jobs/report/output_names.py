@@ -1,4 +1,4 @@
-"""What each per-file output is called (the formats are :mod:`jobs.outputs`).
+"""What each per-file output is called (the formats are :mod:`jobs.report.outputs`).
 
 ``transcribe``: openai-whisper's rule, the audio file's name without its extension
 (``a/x.wav`` -> ``x``). Two inputs with the same such name would write the same file:
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from asr_actor.errors import AsrBatchError, redact
-from jobs.storage import join
+from jobs.store.storage import join
 
 MAX_NAME_CHARS = 200  # of a name before its suffix: file systems allow 255 bytes
 HASH_CHARS = 10  # hex digits of SHA-256 that tell apart ids whose safe names clash

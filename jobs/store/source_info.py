@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pyarrow as pa
 
 from asr_actor.schema import ETAG, SIZE, URI
-from jobs import storage
-from jobs.manifest import S3_PAGE, s3_objects
+from jobs.store import storage
+from jobs.store.manifest import S3_PAGE, s3_objects
 
 SOURCE_INFO_THREADS = 64  # listings or HEAD requests in flight
 LIST_BUDGET = 10  # objects a folder's listing may yield per object the manifest names in it

@@ -9,8 +9,8 @@ from asr_actor.dummy import DUMMY_PREFIX
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import ERROR, ID, MODEL, TEXT
 from asr_actor.wer import WordErrors, word_errors
-from jobs import storage
-from jobs.run_folder import RunFolder
+from jobs.store import storage
+from jobs.state.run_folder import RunFolder
 
 
 class EvaluateError(AsrBatchError):

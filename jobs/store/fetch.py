@@ -1,7 +1,7 @@
 """Fetch: ``uri`` -> encoded ``audio`` bytes through fsspec, one row at a time, failures as error rows.
 
 Used by the job's CPU stage and by ``asr-batch transcribe`` alike. Transient storage
-failures are retried for ``retry_s`` seconds (:mod:`jobs.retry`); what is still failing
+failures are retried for ``retry_s`` seconds (:mod:`jobs.store.retry`); what is still failing
 then becomes a ``transient`` error row, which ``resume`` tries again. A missing object,
 a refused access, an unsupported scheme or an oversized object is a ``permanent`` error
 row. Every message names the object, credentials redacted; nothing raises.
@@ -15,8 +15,8 @@ from asr_actor.config import AudioConfig
 from asr_actor.errors import describe, redact
 from asr_actor.preprocess import batch_size_of, column
 from asr_actor.schema import AUDIO, ERROR, ERROR_KIND, PERMANENT, TRANSIENT, URI
-from jobs import storage
-from jobs.retry import DEFAULT_RETRY_S, StoreUnavailable
+from jobs.store import storage
+from jobs.store.retry import DEFAULT_RETRY_S, StoreUnavailable
 
 STAGE = "fetch"
 Fetched = tuple[bytes | None, str | None, str | None]  # data, error, error kind

@@ -4,7 +4,7 @@ Ray Data 2.60 keeps a dead actor in its pool: an actor killed between two tasks 
 worker, the writer after a part) is taken out of scheduling but still counts toward the
 pool's size, so a pool of one is never replaced and the run waits, making no progress,
 until the no-progress timeout (ray-project/ray#62746). With ``ray.actor_restarts: 0`` the
-driver recovers from lost workers itself (:func:`jobs.pipeline._execute`), so it only
+driver recovers from lost workers itself (:func:`jobs.run.pipeline._execute`), so it only
 needs to hear of the death: :class:`ActorWatch` is a Ray Data execution callback that,
 every ``POLL_S`` of the scheduling loop, asks Ray for the state of each pool's actors and
 raises :class:`LostActor` for the first dead one. Ray Data ends the execution with it
@@ -19,7 +19,7 @@ from typing import Any
 
 from ray.data._internal.execution.execution_callback import ExecutionCallback
 
-from jobs.ray_cluster import LostActor
+from jobs.run.ray_cluster import LostActor
 
 POLL_S = 1.0  # s between two looks at the actors' states
 

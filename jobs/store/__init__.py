@@ -1,0 +1,1 @@
+"""Object storage: fsspec reads and writes with retries, fetching audio, manifests and their objects' sizes and ETags."""
