@@ -4,7 +4,7 @@ The output schema is the same pyarrow schema for ok rows and error rows. Manifes
 columns that are not part of the contract pass through unchanged, appended after the
 contract's columns with the types they have in the frozen manifest. The working
 columns exist only between stages (encoded audio, waveforms, windows, features) and
-are never written; :mod:`jobs.wire` says how they cross Ray stages.
+are never written; :mod:`jobs.run.wire` says how they cross Ray stages.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ WAVEFORM = "waveform"  # float32 16 kHz samples: mono, or [channels, samples] wi
 FEATURES = "features"  # [n_windows, n_mels, frames] float32 log-mel (0 windows: no speech); None = long-form or error
 WINDOWS = "windows"  # [n_windows, 2] int64 sample bounds [start, end); split: [n_windows, 3], the channel third
 WORKING_COLUMNS = (AUDIO, WAVEFORM, FEATURES, WINDOWS)  # dropped from the output rows
-# The same arrays as plain Arrow columns, to cross Ray stages without conversion (jobs.wire).
+# The same arrays as plain Arrow columns, to cross Ray stages without conversion (jobs.run.wire).
 FEATURE_BYTES = "features_f32"  # raw float32 bytes of FEATURES
 WINDOW_BOUNDS = "window_bounds"  # WINDOWS' start and end, flattened
 WINDOW_CHANNELS = "window_channels"  # WINDOWS' channel column; only with audio.channels: split
