@@ -21,6 +21,7 @@ from asr_actor.dummy import build_model, label
 from asr_actor.errors import AsrBatchError, describe
 from asr_actor.guards import install as install_guards
 from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
+from asr_actor.storage import Store
 from asr_actor.no_speech import install as install_no_speech
 from asr_actor.timestamp_rules import install as install_timestamp_rules
 
@@ -143,8 +144,9 @@ def _check_hardware(device: str, dtype: str) -> None:
         raise ModelLoadError("model.dtype bfloat16: this GPU does not support it; use float16")
 
 
-def load_model(cfg: ModelConfig) -> LoadedModel:
-    """Load model and processor as ``cfg`` asks; raise :class:`ModelLoadError` when it cannot."""
+def load_model(cfg: ModelConfig, store: Store = Store()) -> LoadedModel:
+    """Load model and processor as ``cfg`` asks (an object-store folder read through ``store``);
+    raise :class:`ModelLoadError` when it cannot."""
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
@@ -152,7 +154,7 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     dtype = resolve_dtype(cfg.dtype, device)
     _check_hardware(device, dtype)
     attention = resolve_attention(cfg.attention, device, dtype, cuda_capability(device))
-    source = resolve_model_source(cfg)
+    source = resolve_model_source(cfg, store)
     common: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": False}
     if source.local:
         common["local_files_only"] = True

@@ -20,6 +20,7 @@ from asr_actor.config import ModelConfig
 from asr_actor.features import LogMel
 from asr_actor.model import ModelLoadError, cuda_capability, resolve_attention, resolve_dtype
 from asr_actor.model_source import read_model_files
+from asr_actor.storage import Store
 from asr_actor.offline.hf_files import MULTILINGUAL_VOCAB
 
 
@@ -48,14 +49,14 @@ class ModelPlan:
         return dataclasses.asdict(self)
 
 
-def plan_model(cfg: ModelConfig, gpus: bool) -> ModelPlan:
-    """Resolve ``cfg`` for model actors that get a GPU each (``gpus``) or none.
+def plan_model(cfg: ModelConfig, gpus: bool, store: Store = Store()) -> ModelPlan:
+    """Resolve ``cfg`` for model actors that get a GPU each (``gpus``) or none; its files are read through ``store``.
 
     Raises :class:`asr_actor.errors.AsrBatchError` subclasses with one-line messages: a
     model whose files cannot be read, a device the actors will not have, a dtype or
     attention that cannot run there.
     """
-    files = read_model_files(cfg)
+    files = read_model_files(cfg, store)
     if cfg.device.startswith("cuda") and not gpus:
         raise ModelLoadError(f"model.device is {cfg.device!r} but the model actors get no GPU (stages.transcribe.num_gpus)")
     device = "cuda" if gpus and cfg.device != "cpu" else "cpu"

@@ -22,6 +22,8 @@ from typing import Any
 
 from asr_actor.config import OFFLINE_MODEL_ID, ModelConfig
 from asr_actor.errors import AsrBatchError, describe, redact
+from asr_actor import storage
+from asr_actor.storage import Store, listed_tag
 
 # Files copied from an object-store model folder: configs, tokenizer, safetensors weights.
 _WANTED_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken")
@@ -85,20 +87,26 @@ def _short_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _copy_remote_folder(url: str, dest: Path) -> None:
-    import fsspec
+def _listed_root(url: str) -> str:
+    """``url`` as :meth:`Store.find` names what is under it: a local folder as its absolute path."""
+    return storage.fs_and_path(url)[1].rstrip("/") if storage.is_local(url) else url.rstrip("/")
 
-    fs, root = fsspec.core.url_to_fs(url)
-    files = [f for f in fs.find(root) if f.endswith(_WANTED_SUFFIXES)]
-    if not any(f.endswith(WEIGHTS_SUFFIX) for f in files):
+
+def _relative(uri: str, folder: str) -> str:
+    return uri[len(folder.rstrip("/")) + 1 :]
+
+
+def _copy_remote_folder(url: str, dest: Path, store: Store) -> None:
+    files = {u: info for u, info in store.find(url).items() if u.endswith(_WANTED_SUFFIXES)}
+    if not any(u.endswith(WEIGHTS_SUFFIX) for u in files):
         raise ModelSourceError(f"{url}: no .safetensors weights in this folder (pickled weights are refused)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        for f in files:
-            target = tmp / Path(f).relative_to(root.rstrip("/"))
+        for uri, info in files.items():
+            target = tmp / _relative(uri, url)
             target.parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(f, str(target))
+            store.download(uri, str(target), int(info.get("size") or 0))
         try:
             tmp.rename(dest)
         except OSError:
@@ -114,8 +122,8 @@ def _offline_folder(cfg: ModelConfig) -> Path:
     return prepare_offline_model(offline_model_dir(cfg))
 
 
-def resolve_model_source(cfg: ModelConfig) -> ModelSource:
-    """Map ``cfg.id`` to something ``from_pretrained`` can open, copying remote folders first."""
+def resolve_model_source(cfg: ModelConfig, store: Store = Store()) -> ModelSource:
+    """Map ``cfg.id`` to something ``from_pretrained`` can open, copying remote folders first (through ``store``)."""
     if cfg.dummy:
         from asr_actor.dummy import dummy_folder
 
@@ -127,7 +135,7 @@ def resolve_model_source(cfg: ModelConfig) -> ModelSource:
     if "://" in cfg.id:
         dest = cache_root(cfg) / "remote-models" / _short_hash(f"{cfg.id}@{cfg.revision}")
         if not dest.is_dir():
-            _copy_remote_folder(cfg.id, dest)
+            _copy_remote_folder(cfg.id, dest, store)
         return ModelSource(str(dest), local=True)
     folder = Path(cfg.id).expanduser()
     if folder.is_dir():
@@ -135,34 +143,29 @@ def resolve_model_source(cfg: ModelConfig) -> ModelSource:
     return ModelSource(cfg.id, local=False)  # a hub id: transformers downloads and caches it
 
 
-def _read_json(fs: Any, path: str, shown: str) -> dict[str, Any]:
+def _read_json(store: Store, uri: str, shown: str) -> dict[str, Any]:
     try:
-        with fs.open(path, "rb") as fh:
-            return json.loads(fh.read())
+        return json.loads(store.read_bytes(uri))
     except FileNotFoundError:
         raise ModelSourceError(f"{shown}: no such file; is this a Whisper model folder?") from None
     except (OSError, ValueError) as exc:
         raise ModelSourceError(f"{shown}: cannot read it ({type(exc).__name__}: {describe(exc)})") from exc
 
 
-def _folder_files(url: str) -> ModelFiles:
+def _folder_files(url: str, store: Store) -> ModelFiles:
     """A local or object-store folder: its JSON files and its weights' identity (ETags, else sizes + mtimes)."""
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(url)
-    root = root.rstrip("/")
     shown = redact(url.rstrip("/"))
+    root = _listed_root(url)
     try:
-        weights = {p: info for p, info in fs.find(root, detail=True).items() if p.endswith(WEIGHTS_SUFFIX)}
+        weights = {u: info for u, info in store.find(root).items() if u.endswith(WEIGHTS_SUFFIX)}
     except OSError as exc:
         raise ModelSourceError(f"{shown}: cannot list the model folder ({describe(exc)})") from exc
     if not weights:
         raise ModelSourceError(f"{shown}: no .safetensors weights in this folder (pickled weights are refused)")
-    identity = {
-        os.path.relpath(p, root): [info.get("size"), info.get("ETag") or info.get("etag") or info.get("mtime")]
-        for p, info in sorted(weights.items())
-    }
-    config, pre = (_read_json(fs, f"{root}/{name}", f"{shown}/{name}") for name in ("config.json", "preprocessor_config.json"))
+    # listed_tag as it comes (not object_tag's string): the identities recorded by earlier runs stay the same
+    identity = {_relative(u, root): [info.get("size"), listed_tag(info)] for u, info in weights.items()}
+    config, pre = (_read_json(store, storage.join(root, name), f"{shown}/{name}")
+                   for name in ("config.json", "preprocessor_config.json"))
     return ModelFiles(config, pre, weights_id=_short_hash(identity), revision=None)
 
 
@@ -186,7 +189,7 @@ def _hub_files(cfg: ModelConfig) -> ModelFiles:
     return ModelFiles(read["config.json"], read["preprocessor_config.json"], weights_id=commit, revision=commit)
 
 
-def read_model_files(cfg: ModelConfig) -> ModelFiles:
+def read_model_files(cfg: ModelConfig, store: Store = Store()) -> ModelFiles:
     """The model's ``config.json`` and ``preprocessor_config.json`` and its weights' identity.
 
     Nothing is loaded and no weight is copied. The offline default is converted here if
@@ -204,11 +207,11 @@ def read_model_files(cfg: ModelConfig) -> ModelFiles:
 
         folder = _offline_folder(cfg)
         marker = read_marker(folder) or {}
-        files = _folder_files(str(folder))
+        files = _folder_files(str(folder), store)
         source = (marker.get("source") or {}).get("sha256", "")[:16]
         return ModelFiles(files.config, files.preprocessor, f"{source}-c{CONVERTER_VERSION}", None)
     if "://" in cfg.id or Path(cfg.id).expanduser().is_dir():
-        return _folder_files(cfg.id if "://" in cfg.id else str(Path(cfg.id).expanduser()))
+        return _folder_files(cfg.id if "://" in cfg.id else str(Path(cfg.id).expanduser()), store)
     if cfg.id.startswith((".", "/", "~")):
         raise ModelSourceError(f"model folder {cfg.id!r} does not exist")
     return _hub_files(cfg)

@@ -31,6 +31,7 @@ from asr_actor.schema import (
     WORKING_COLUMNS,
 )
 from asr_actor.segments import Segment, stitch, to_segments
+from asr_actor.storage import Store
 from asr_actor.vad import detector_for
 from asr_actor.windows import WINDOW_SAMPLES
 
@@ -51,12 +52,13 @@ class _Row:
 class Transcriber:
     """Holds one Whisper model; ``__call__`` transcribes a dict batch of files."""
 
-    def __init__(self, config: TranscriberConfig, log_mel: LogMel | None = None) -> None:
-        """Load ``config.model``. ``log_mel``: the feature settings the caller computes
-        features with (the job's CPU stage); loading fails unless the model's processor agrees.
+    def __init__(self, config: TranscriberConfig, log_mel: LogMel | None = None, store: Store = Store()) -> None:
+        """Load ``config.model`` (an object-store folder read through ``store``). ``log_mel``: the feature
+        settings the caller computes features with (the job's CPU stage); loading fails unless the
+        model's processor agrees.
         """
         self.config = config
-        self.loaded: LoadedModel = load_model(config.model)
+        self.loaded: LoadedModel = load_model(config.model, store)
         self.log_mel = LogMel.of(self.loaded.processor.feature_extractor)
         self.speech = detector_for(config.audio)
         self.on_windows: Callable[[int], None] | None = None  # told after each generate call: windows decoded

@@ -23,8 +23,9 @@ import yaml
 
 from asr_actor.config import ConfigError, TranscriberConfig, from_mapping, require
 from asr_actor.errors import describe
-from jobs.store import storage
-from jobs.store.retry import DEFAULT_RETRY_S
+from asr_actor import storage
+from asr_actor.retry import DEFAULT_RETRY_S
+from asr_actor.storage import Store
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ class StorageConfig:
 
     def __post_init__(self) -> None:
         require(self.retry_s >= 0, "storage.retry_s must be >= 0")
+
+    @property
+    def store(self) -> Store:
+        """What every read and write of the run goes through, with these retries."""
+        return Store(self.retry_s)
 
 
 @dataclass(frozen=True)

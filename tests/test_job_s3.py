@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from asr_actor.storage import Store
 from asr_actor.schema import output_schema
 from asr_actor.wer import word_errors
 from conftest import BAD, cpu_dtype, good_fixtures, reference_text
@@ -166,7 +167,7 @@ def test_prefix_listing_streams_page_by_page(s3_in_process):
     client = s3_in_process
     for i in range(5):
         client.put_object(Bucket=BUCKET, Key=f"pages/{i}.wav", Body=b"x" * (i + 1))
-    listed = list(s3_objects(f"s3://{BUCKET}/pages/", retry_s=5, page=2))  # three pages
+    listed = list(s3_objects(f"s3://{BUCKET}/pages/", store=Store(5), page=2))  # three pages
     assert [(u, size) for u, size, _ in listed] == [(f"s3://{BUCKET}/pages/{i}.wav", i + 1) for i in range(5)]
     assert all(len(tag) == 32 for _, _, tag in listed)  # the ETag, unquoted
 
@@ -179,10 +180,10 @@ def test_a_manifest_files_sources_get_size_and_etag_by_listing_or_head(s3_in_pro
         client.put_object(Bucket=BUCKET, Key=f"info/{i}.wav", Body=b"x" * (i + 1))
     uris = [f"s3://{BUCKET}/info/{i}.wav" for i in (0, 1, 2, 9)]  # 9 does not exist
     manifest = pa.table({"id": ["a", "b", "c", "d"], "uri": uris})
-    listed = source_info.with_source_info(manifest, retry_s=2)
+    listed = source_info.with_source_info(manifest, store=Store(2))
     monkeypatch.setattr(source_info, "LIST_BUDGET", 0)  # listing costs too much: one HEAD per object
     monkeypatch.setattr(source_info, "S3_PAGE", 0)
-    headed = source_info.with_source_info(manifest, retry_s=2)
+    headed = source_info.with_source_info(manifest, store=Store(2))
     for table in (listed, headed):
         assert table.column("size").to_pylist() == [1, 2, 3, None]
     assert listed.column("etag").to_pylist() == headed.column("etag").to_pylist()  # both ways name the same ETag

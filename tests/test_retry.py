@@ -7,10 +7,11 @@ import time
 
 import pytest
 
+from asr_actor import storage
+from asr_actor.storage import Store
 from asr_actor.config import AudioConfig
 from jobs.store.fetch import fetch_batch
-from jobs.store import storage
-from jobs.store.retry import StoreUnavailable, is_transient, retrying
+from asr_actor.retry import StoreUnavailable, is_transient, retrying
 from servers import free_port
 
 
@@ -73,7 +74,7 @@ def test_retrying_rides_out_transient_errors_and_stops_at_its_budget():
 
 def test_fetch_names_network_failures_and_schemes():
     closed = f"http://127.0.0.1:{free_port()}/a.wav"
-    out = fetch_batch({"uri": [closed, "foo://bucket/a.wav", "memory://nothing/here.wav"]}, AudioConfig(), retry_s=1)
+    out = fetch_batch({"uri": [closed, "foo://bucket/a.wav", "memory://nothing/here.wav"]}, AudioConfig(), store=Store(1))
     assert out["error"][0].startswith(f"fetch: {closed}: the store was unreachable through ")
     assert out["error_kind"][0] == "transient"
     assert out["error"][1] == "fetch: foo://bucket/a.wav: unsupported URI scheme 'foo'"
@@ -115,8 +116,9 @@ def silent_s3(monkeypatch):
 
 def test_a_store_that_never_answers_is_a_transient_failure_not_a_hang(silent_s3):
     # s3fs's own read timeout (15 s, then its retries) would take minutes; each attempt's deadline is what ends it.
-    for call in (lambda: storage.write_bytes("s3://bkt/part.parquet", b"x" * 1000, retry_s=3),
-                 lambda: storage.read_bytes("s3://bkt/a.wav", retry_s=3, expected_bytes=1000),
-                 lambda: storage.list_files("s3://bkt/data/", retry_s=3)):
+    store = Store(retry_s=3)
+    for call in (lambda: store.write_bytes("s3://bkt/part.parquet", b"x" * 1000),
+                 lambda: store.read_bytes("s3://bkt/a.wav", expected_bytes=1000),
+                 lambda: store.list_files("s3://bkt/data/")):
         with pytest.raises(StoreUnavailable, match=r"the store was unreachable through \d+ tries in 3 s \(TimeoutError: no answer in 1(\.\d+)? s\)"):
             call()

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
+from asr_actor.storage import Store
 from asr_actor.config import AudioConfig
 from asr_actor.schema import output_schema, to_table
 from jobs.cli import main
@@ -80,7 +81,7 @@ def test_a_killed_run_is_incomplete_and_says_how_to_resume(tmp_path):
     assert f"state      incomplete (not running): asr-batch resume {folder.uri} finishes it" in text
     assert "1 failed (1 transient: resume retries them), 6 remaining" in text
 
-    lock = RootLock(str(tmp_path), "n2", ttl_s=300, retry_s=1)  # its job died holding the lock: 10 minutes silent
+    lock = RootLock(str(tmp_path), "n2", ttl_s=300, store=Store(1))  # its job died holding the lock: 10 minutes silent
     lock.acquire()
     try:
         lock._stop.set()
@@ -99,7 +100,7 @@ def test_a_killed_run_is_incomplete_and_says_how_to_resume(tmp_path):
 
 def test_a_running_run_has_a_rate_and_an_eta(tmp_path):
     folder = _run(tmp_path, "n3", 100)
-    lock = RootLock(str(tmp_path), "n3", ttl_s=300, retry_s=1)
+    lock = RootLock(str(tmp_path), "n3", ttl_s=300, store=Store(1))
     lock.acquire()
     try:
         now = datetime.now(timezone.utc)
@@ -129,7 +130,7 @@ def test_an_output_root_has_one_line_per_run_and_its_lock_holder(tmp_path):
     live = _run(tmp_path, "night-3", 5, started=T0 + timedelta(days=2))
     _part(live, ["f000", "f001"], T0 + timedelta(days=2, minutes=1))
     (tmp_path / "not-a-run").mkdir()  # a folder without run.json is not listed
-    lock = RootLock(str(tmp_path), "night-3", ttl_s=300, retry_s=1)
+    lock = RootLock(str(tmp_path), "night-3", ttl_s=300, store=Store(1))
     lock.acquire()
     try:
         f = status(str(tmp_path))
@@ -240,7 +241,7 @@ def test_status_reads_runs_on_s3(tmp_path, monkeypatch, capsys):
             if path.is_file():
                 client.upload_file(str(path), "bucket", f"runs/{path.relative_to(tmp_path)}")
         _finish(done, T0 + timedelta(minutes=1))
-        lock = RootLock(root, "night-2", ttl_s=300, retry_s=1)
+        lock = RootLock(root, "night-2", ttl_s=300, store=Store(1))
         lock.acquire()  # the conditional PUT of a real S3 API
         try:
             assert main(["status", root, "--json"]) == 0

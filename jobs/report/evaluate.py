@@ -9,7 +9,7 @@ from asr_actor.dummy import DUMMY_PREFIX
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import ERROR, ID, MODEL, TEXT
 from asr_actor.wer import WordErrors, word_errors
-from jobs.store import storage
+from asr_actor.storage import Store
 from jobs.state.run_folder import RunFolder
 
 
@@ -17,14 +17,14 @@ class EvaluateError(AsrBatchError):
     """References or run folder unusable."""
 
 
-def read_references(uri: str) -> dict[str, str]:
+def read_references(uri: str, store: Store = Store()) -> dict[str, str]:
     """``id -> text`` from a CSV or JSONL file with columns ``id`` and ``text``."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.json as pjson
 
     try:
-        data = io.BytesIO(storage.read_bytes(uri))
+        data = io.BytesIO(store.read_bytes(uri))
         # ids are keys, never numbers: "001" stays "001"
         table = (pcsv.read_csv(data, convert_options=pcsv.ConvertOptions(column_types={ID: pa.string()}))
                  if uri.lower().endswith(".csv") else pjson.read_json(data))

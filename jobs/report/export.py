@@ -28,10 +28,10 @@ import pyarrow.compute as pc
 from asr_actor.errors import AsrBatchError, redact
 from asr_actor.schema import ERROR, ID, SEGMENTS, output_schema
 from jobs.report import outputs
-from jobs.store import storage
+from asr_actor import storage
 from jobs.state.history import PastRun, complete_runs, newest_rows
 from jobs.report.output_names import id_names
-from jobs.store.retry import DEFAULT_RETRY_S
+from asr_actor.storage import Store
 from jobs.state.run_folder import RunFolder
 
 TABLE_FORMATS = ("parquet", "jsonl", "csv")
@@ -48,9 +48,9 @@ class ExportError(AsrBatchError):
     """Nothing to export, or a destination that cannot take it."""
 
 
-def current_rows(root: str, retry_s: float = DEFAULT_RETRY_S) -> pa.Table:
+def current_rows(root: str, store: Store = Store()) -> pa.Table:
     """The newest row per id (ok preferred) over the complete runs under ``root``, for ids still listed."""
-    runs = complete_runs(root, retry_s)
+    runs = complete_runs(root, store)
     if not runs:
         raise ExportError(f"{redact(root)}: no complete run here (a run folder with _SUCCESS)")
     rows = newest_rows(runs, prefer_ok=True)
@@ -79,24 +79,24 @@ def _encode(table: pa.Table, fmt: str, header: bool = True) -> bytes:
     return sink.getvalue()
 
 
-def selected_rows(source: str, retry_s: float = DEFAULT_RETRY_S) -> pa.Table:
+def selected_rows(source: str, store: Store = Store()) -> pa.Table:
     """SOURCE's one-row-per-id table, sorted by id: a run folder's rows, or an output root's current ones."""
-    folder = RunFolder(source.rstrip("/"), retry_s)
+    folder = RunFolder(source.rstrip("/"), store)
     if folder.exists():
         table = newest_rows([PastRun(folder, "")], prefer_ok=True) or output_schema().empty_table()
     else:
-        table = current_rows(source.rstrip("/"), retry_s)
+        table = current_rows(source.rstrip("/"), store)
     return table.sort_by([(ID, "ascending")])
 
 
-def _write_parts(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[str, Any]:
+def _write_parts(table: pa.Table, dest: str, fmt: str, store: Store) -> dict[str, Any]:
     names = []
     for number, lo in enumerate(range(0, max(table.num_rows, 1), EXPORT_PART_ROWS)):
         names.append(f"part-{number:05d}.{fmt}")
-        storage.write_bytes(storage.join(dest, names[-1]), _encode(table.slice(lo, EXPORT_PART_ROWS), fmt), retry_s)
-    for old in storage.list_files(dest, f".{fmt}", retry_s):
+        store.write_bytes(storage.join(dest, names[-1]), _encode(table.slice(lo, EXPORT_PART_ROWS), fmt))
+    for old in store.list_files(dest, f".{fmt}"):
         if old.rsplit("/", 1)[-1].startswith("part-") and old.rsplit("/", 1)[-1] not in names:
-            storage.remove(old, retry_s)
+            store.remove(old)
     return {"rows": table.num_rows, "parts": len(names)}
 
 
@@ -123,7 +123,7 @@ def _select(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
     return table.select(list(columns))
 
 
-def _write_files(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[str, Any]:
+def _write_files(table: pa.Table, dest: str, fmt: str, store: Store) -> dict[str, Any]:
     """One file per ok row, named after its id; error rows get none and are counted."""
     if not table.num_rows:
         return {"rows": 0, "files": 0, "skipped_errors": 0}
@@ -131,7 +131,7 @@ def _write_files(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[s
     names = id_names(rows.column(ID).to_pylist())
 
     def write(item: tuple[dict[str, Any], str]) -> None:
-        outputs.write_row(item[0], dest, item[1], (fmt,), retry_s)
+        outputs.write_row(item[0], dest, item[1], (fmt,), store)
 
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
         for lo in range(0, rows.num_rows, FILE_BATCH_ROWS):
@@ -140,17 +140,17 @@ def _write_files(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[s
 
 
 def export(source: str, dest: str, fmt: str = "parquet", columns: tuple[str, ...] = (),
-           retry_s: float = DEFAULT_RETRY_S) -> dict[str, Any]:
+           store: Store = Store()) -> dict[str, Any]:
     """Write SOURCE's one-row-per-id table to DEST (parts, one file per ok row, or stdout); return the figures."""
     _check(dest, fmt, columns)
     started = time.perf_counter()
-    table = selected_rows(source, retry_s)
+    table = selected_rows(source, store)
     if columns:
         table = _select(table, columns)
     if dest == STDOUT:
         figures = _write_stdout(table, fmt)
     elif fmt in PER_FILE_FORMATS:
-        figures = _write_files(table, dest, fmt, retry_s)
+        figures = _write_files(table, dest, fmt, store)
     else:
-        figures = _write_parts(table, dest, fmt, retry_s)
+        figures = _write_parts(table, dest, fmt, store)
     return {**figures, "format": fmt, "to": redact(dest), "wall_s": round(time.perf_counter() - started, 2)}

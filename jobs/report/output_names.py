@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from asr_actor.errors import AsrBatchError, redact
-from jobs.store.storage import join
+from asr_actor.storage import join
 
 MAX_NAME_CHARS = 200  # of a name before its suffix: file systems allow 255 bytes
 HASH_CHARS = 10  # hex digits of SHA-256 that tell apart ids whose safe names clash

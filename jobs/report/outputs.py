@@ -19,8 +19,8 @@ import json
 from typing import Any, Mapping, Sequence
 
 from asr_actor.schema import SEG_END, SEG_START, SEG_TEXT, SEGMENTS
-from jobs.store import storage
-from jobs.store.retry import DEFAULT_RETRY_S
+from asr_actor import storage
+from asr_actor.storage import Store
 
 SUBTITLE_FORMATS = ("srt", "vtt")
 FILE_FORMATS = ("txt", *SUBTITLE_FORMATS, "tsv", "json")  # whisper's --output_format choices
@@ -84,10 +84,10 @@ def render(row: Mapping[str, Any], fmt: str) -> bytes:
 
 
 def write_row(row: Mapping[str, Any], dest: str, name: str, formats: Sequence[str],
-              retry_s: float = DEFAULT_RETRY_S) -> list[str]:
+              store: Store = Store()) -> list[str]:
     """Write ``DEST/NAME.FMT`` for each of ``formats`` (any fsspec URL, whole or absent); return their URIs."""
     written = []
     for fmt in formats:
         written.append(storage.join(dest, f"{name}.{fmt}"))
-        storage.write_bytes(written[-1], render(row, fmt), retry_s)
+        store.write_bytes(written[-1], render(row, fmt))
     return written

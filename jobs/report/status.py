@@ -35,10 +35,10 @@ import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import DURATION, ID, TRANSCRIBED_AT
-from jobs.store import storage
+from asr_actor import storage
 from jobs.report.error_causes import top_causes
 from jobs.state.lock import owner_dead_here, read_lock
-from jobs.store.retry import DEFAULT_RETRY_S
+from asr_actor.storage import Store
 from jobs.state.run_folder import RUN_JSON, SUCCESS, RunFolder, split_duplicates, summarize
 
 COMPLETE, RUNNING, INCOMPLETE = "complete", "running", "incomplete"
@@ -88,11 +88,11 @@ def lock_figures(held: dict[str, Any] | None, ttl_s: float, now: datetime) -> di
             "heartbeat_age_s": round(age, 1), "ttl_s": ttl_s, "live": age < ttl_s and not owner_dead_here(held)}
 
 
-def _root_lock(root: str, now: datetime, retry_s: float) -> dict[str, Any] | None:
-    held = read_lock(root, retry_s)
+def _root_lock(root: str, now: datetime, store: Store) -> dict[str, Any] | None:
+    held = read_lock(root, store)
     if held is None:
         return None
-    holder = _json(RunFolder(storage.join(root, str(held.get("run_id"))), retry_s), RUN_JSON) or {}
+    holder = _json(RunFolder(storage.join(root, str(held.get("run_id"))), store), RUN_JSON) or {}
     return lock_figures(held, _ttl_s(holder), now)
 
 
@@ -175,21 +175,21 @@ def _root_line(folder: RunFolder, record: dict[str, Any], lock: dict[str, Any] |
     return {k: figures[k] for k in _LINE_KEYS}
 
 
-def status(uri: str, now: datetime | None = None, retry_s: float = DEFAULT_RETRY_S) -> dict[str, Any]:
+def status(uri: str, now: datetime | None = None, store: Store = Store()) -> dict[str, Any]:
     """The figures of a run folder (``kind: "run"``) or of an output root holding runs (``kind: "root"``)."""
     now = now or datetime.now(timezone.utc)
-    folder = RunFolder(uri, retry_s)
+    folder = RunFolder(uri, store)
     record = _json(folder, RUN_JSON)
     if record is not None:
-        return run_figures(read_run(folder, record, _root_lock(storage.parent(folder.uri), now, retry_s)), now)
+        return run_figures(read_run(folder, record, _root_lock(storage.parent(folder.uri), now, store)), now)
     runs = []
-    for sub in storage.list_dirs(folder.uri, retry_s):
-        run = RunFolder(sub, retry_s)
+    for sub in store.list_dirs(folder.uri):
+        run = RunFolder(sub, store)
         if (sub_record := _json(run, RUN_JSON)) is not None:
             runs.append((str(sub_record.get("started_at", "")), run.uri, run, sub_record))
     if not runs:
         raise StatusError(f"{redact(uri)}: neither a run folder (no {RUN_JSON}) nor an output root holding run folders")
-    lock = _root_lock(folder.uri, now, retry_s)
+    lock = _root_lock(folder.uri, now, store)
     lines = [_root_line(run, rec, lock, now) for _, _, run, rec in sorted(runs, key=lambda r: r[:2])]
     return {"kind": "root", "uri": redact(folder.uri), "lock": lock, "runs": lines}
 

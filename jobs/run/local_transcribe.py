@@ -22,7 +22,7 @@ from asr_actor.config import TranscriberConfig
 from asr_actor.errors import AsrBatchError, redact
 from asr_actor.schema import DURATION, ERROR, ID, LANGUAGE, SEGMENTS, TEXT, URI
 from asr_actor.transcriber import Transcriber
-from jobs.store import storage
+from asr_actor import storage
 from jobs.store.fetch import fetch_batch
 from jobs.report.output_names import audio_names
 from jobs.report.outputs import FILE_FORMATS, write_row

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from asr_actor.dummy import label
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import DURATION, ERROR, FINGERPRINT, ID, MODEL, RUN_ID, STAGE_INPUT_COLUMNS, output_schema
-from jobs.store import storage
+from asr_actor import storage
 from jobs.config import JobConfig, StagesConfig, config_to_dict, load_config
 from jobs.run.fingerprint import changed
 from jobs.store.manifest import read_manifest
@@ -101,7 +101,7 @@ def _freeze(cfg: JobConfig, checked: Checked, folder: RunFolder) -> tuple[pa.Tab
     """A new run's frozen inputs and run.json; return the manifest and how many inputs were unchanged."""
     from jobs.state.incremental import plan_incremental
 
-    manifest = read_manifest(cfg.input, cfg.storage.retry_s)
+    manifest = read_manifest(cfg.input, cfg.storage.store)
     record: dict[str, Any] = {
         "run_id": folder.uri.rsplit("/", 1)[-1], "started_at": datetime.now(timezone.utc).isoformat(),
         "input": redact(cfg.input), "config": config_to_dict(cfg), "model": checked.plan.record(),
@@ -112,7 +112,7 @@ def _freeze(cfg: JobConfig, checked: Checked, folder: RunFolder) -> tuple[pa.Tab
     inc, unchanged = cfg.incremental, 0
     try:
         if inc.enabled:
-            chosen = plan_incremental(manifest, cfg.output, checked.fingerprint, inc.max_attempts, cfg.storage.retry_s)
+            chosen = plan_incremental(manifest, cfg.output, checked.fingerprint, inc.max_attempts, cfg.storage.store)
             manifest, unchanged = chosen.todo, chosen.unchanged
             record["incremental"] = {"unchanged": unchanged, "taken": chosen.reasons}
             folder.freeze_listing(chosen.listing)
@@ -126,7 +126,7 @@ def _freeze(cfg: JobConfig, checked: Checked, folder: RunFolder) -> tuple[pa.Tab
 def plan(cfg: JobConfig, checked: Checked, resume: bool) -> Plan:
     """Freeze (new run) or reload (resume) the run folder and pick the rows still to do."""
     run_id = cfg.run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = RunFolder(storage.join(cfg.output, run_id), cfg.storage.retry_s)
+    folder = RunFolder(storage.join(cfg.output, run_id), cfg.storage.store)
     if resume:
         if not folder.exists():
             raise JobError(f"{redact(folder.uri)}: no run.json here, nothing to resume")
@@ -185,13 +185,14 @@ def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, ta
         ds = ds.map_batches(
             CpuWorker, batch_size=st.prepare.batch_size, batch_format="pyarrow",
             fn_constructor_kwargs={"audio": cfg.audio, "log_mel": log_mel, "chunked": cfg.decoding.long_form == "chunked",
-                                   "idle_priority": st.prepare.idle_priority, "retry_s": cfg.storage.retry_s},
+                                   "idle_priority": st.prepare.idle_priority, "store": cfg.storage.store},
             compute=ActorPoolStrategy(min_size=1, max_size=st.prepare.concurrency), num_cpus=st.prepare.num_cpus,
             **restarts,
         )
         ds = ds.map_batches(
             ModelWorker, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
-            fn_constructor_kwargs={"transcriber_config": checked.transcriber_config(cfg), "log_mel": log_mel, "tally": tally},
+            fn_constructor_kwargs={"transcriber_config": checked.transcriber_config(cfg), "log_mel": log_mel, "tally": tally,
+                                   "store": cfg.storage.store},
             compute=ActorPoolStrategy(min_size=st.transcribe.min_actors, max_size=st.transcribe.max_actors),
             num_gpus=st.transcribe.num_gpus or None, num_cpus=st.transcribe.num_cpus, **restarts,
         )
@@ -199,7 +200,7 @@ def _dataset(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, ta
         return ds.map_batches(
             PartWriter, batch_size=st.write.batch_size, batch_format="pyarrow",
             fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp,
-                                   "retry_s": cfg.storage.retry_s},
+                                   "store": cfg.storage.store},
             compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=st.write.num_cpus, **restarts,
         )
 
@@ -286,7 +287,7 @@ def run_job(cfg: JobConfig, resume: bool = False, break_lock: bool = False, verb
     checked = preflight(cfg)
     _check_shared_paths(cfg, verbose)
     _check_output_root(cfg.output)
-    lock = RootLock(cfg.output, cfg.run_id, cfg.lock_ttl_s, cfg.storage.retry_s)
+    lock = RootLock(cfg.output, cfg.run_id, cfg.lock_ttl_s, cfg.storage.store)
     lock.acquire(break_stale=break_lock)
     try:
         return _run_locked(cfg, checked, resume, started, verbose)

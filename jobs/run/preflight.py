@@ -45,7 +45,7 @@ def _check_task(cfg: JobConfig, plan: ModelPlan) -> None:
 def preflight(cfg: JobConfig) -> Checked:
     """Resolve and check ``cfg``; raise an ``AsrBatchError`` with one line when the run cannot work."""
     check_available(cfg.audio)
-    plan = plan_model(cfg.model, gpus=cfg.stages.transcribe.num_gpus > 0)
+    plan = plan_model(cfg.model, gpus=cfg.stages.transcribe.num_gpus > 0, store=cfg.storage.store)
     _check_task(cfg, plan)
     inputs = fingerprint_inputs(cfg, plan)
     return Checked(plan, inputs, fingerprint(inputs))

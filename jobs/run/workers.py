@@ -21,7 +21,7 @@ from asr_actor.vad import detector_for
 from jobs.run import wire
 from jobs.run.cpu_priority import lower_cpu_priority
 from jobs.store.fetch import fetch_batch
-from jobs.store.retry import DEFAULT_RETRY_S
+from asr_actor.storage import Store
 
 
 class CpuWorker:
@@ -37,16 +37,16 @@ class CpuWorker:
 
     def __init__(
         self, audio: AudioConfig, log_mel: LogMel, chunked: bool, idle_priority: bool = False,
-        retry_s: float = DEFAULT_RETRY_S,
+        store: Store = Store(),
     ) -> None:
         self.audio, self.log_mel, self.chunked, self.idle_priority = audio, log_mel, chunked, idle_priority
-        self.retry_s = retry_s
+        self.store = store
         self.speech = detector_for(audio)  # audio.vad: silero; its model loads on the first file
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.idle_priority:
             lower_cpu_priority()  # every call: Ray Data may run calls on a thread of its own
-        out = decode_batch(fetch_batch(batch.to_pydict(), self.audio, self.retry_s), self.audio)
+        out = decode_batch(fetch_batch(batch.to_pydict(), self.audio, self.store), self.audio)
         windows = window_batch(out, self.audio, self.log_mel, self.chunked, self.speech)
         return as_table(wire.pack(windows, split_channels=self.audio.channels == "split"))
 
@@ -62,7 +62,8 @@ class ModelWorker:
     process; with one thread for everything it runs at the bare model's speed.
     """
 
-    def __init__(self, transcriber_config: TranscriberConfig, log_mel: LogMel, tally: Any = None) -> None:
+    def __init__(self, transcriber_config: TranscriberConfig, log_mel: LogMel, tally: Any = None,
+                 store: Store = Store()) -> None:
         import logging
         from concurrent.futures import ThreadPoolExecutor
 
@@ -72,7 +73,7 @@ class ModelWorker:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-        self.transcriber = self._thread.submit(Transcriber, transcriber_config, log_mel).result()
+        self.transcriber = self._thread.submit(Transcriber, transcriber_config, log_mel, store).result()
         self.shape = (log_mel.n_mels, log_mel.frames)
         self.tally = tally  # the driver's WindowTally (jobs.run.progress): decoded windows, for its progress display
         if tally is not None:
@@ -98,11 +99,11 @@ class PartWriter:
     takes them, with their exact Arrow types, from the run's frozen manifest by id.
     """
 
-    def __init__(self, run_uri: str, schema: pa.Schema, stamp: Mapping[str, Any], retry_s: float = DEFAULT_RETRY_S) -> None:
+    def __init__(self, run_uri: str, schema: pa.Schema, stamp: Mapping[str, Any], store: Store = Store()) -> None:
         from asr_actor.schema import pass_through_columns
         from jobs.state.run_folder import RunFolder
 
-        self.folder, self.schema, self.stamp = RunFolder(run_uri, retry_s), schema, dict(stamp)
+        self.folder, self.schema, self.stamp = RunFolder(run_uri, store), schema, dict(stamp)
         extra = pass_through_columns(schema)
         self.manifest = self.folder.read_manifest().select([ID, *extra]) if extra else None
 

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.schema import ERROR, ID, TRANSCRIBED_AT
-from jobs.store import storage
+from asr_actor import storage
 from jobs.state.arrow_ops import first_of_each, flag
-from jobs.store.retry import DEFAULT_RETRY_S
+from asr_actor.storage import Store
 from jobs.state.run_folder import RunFolder
 
 
@@ -26,11 +26,11 @@ class PastRun:
     started_at: str  # ISO time from run.json: runs sort by it
 
 
-def complete_runs(root: str, retry_s: float = DEFAULT_RETRY_S) -> list[PastRun]:
+def complete_runs(root: str, store: Store = Store()) -> list[PastRun]:
     """The run folders under ``root`` that have ``_SUCCESS``, oldest first."""
     runs = []
-    for uri in storage.list_dirs(root, retry_s):
-        folder = RunFolder(uri, retry_s)
+    for uri in store.list_dirs(root):
+        folder = RunFolder(uri, store)
         if folder.complete():
             runs.append(PastRun(folder, str(folder.read_json("run.json").get("started_at", ""))))
     return sorted(runs, key=lambda r: (r.started_at, r.folder.uri))

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.schema import ATTEMPT, ERROR, ETAG, FINGERPRINT, ID, REASON, SIZE, URI
+from asr_actor.storage import Store
 from jobs.state.history import complete_runs, newest_rows
 from jobs.store.source_info import with_source_info
 
@@ -81,8 +82,8 @@ def select(manifest: pa.Table, past: pa.Table | None, fingerprint: str, max_atte
     return Selection(todo, listing, int((~taken).sum()), counts)
 
 
-def plan_incremental(manifest: pa.Table, root: str, fingerprint: str, max_attempts: int, retry_s: float) -> Selection:
+def plan_incremental(manifest: pa.Table, root: str, fingerprint: str, max_attempts: int, store: Store) -> Selection:
     """Source info for every input, the newest earlier row per id under ``root``, and the selection."""
-    manifest = with_source_info(manifest, retry_s)
-    past = newest_rows(complete_runs(root, retry_s), list(_PAST))
+    manifest = with_source_info(manifest, store)
+    past = newest_rows(complete_runs(root, store), list(_PAST))
     return select(manifest, past, fingerprint, max_attempts)

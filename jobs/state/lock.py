@@ -2,9 +2,7 @@
 
 ``<root>/_LOCK`` holds the owner (run id, host, pid, a random token) and the time of
 its last heartbeat, which the driver renews every third of ``lock_ttl_s``. It is taken
-with a create-if-absent write: ``O_EXCL`` on a local disk, a conditional PUT
-(``If-None-Match: *``) on S3; other stores check and then write, which leaves a small
-window. A second job finds it and stops with one line; a lock whose heartbeat is older
+with a create-if-absent write (:meth:`asr_actor.storage.Store.create_exclusive`). A second job finds it and stops with one line; a lock whose heartbeat is older
 than ``lock_ttl_s`` is stale (its job died) and ``--break-lock`` takes it over. A lock
 whose owner ran on this machine under a process id that no longer exists (a job killed
 here) is taken over at once.
@@ -23,7 +21,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from asr_actor.errors import AsrBatchError, describe, redact
-from jobs.store import storage
+from asr_actor import storage
+from asr_actor.storage import Store
 
 LOCK = "_LOCK"
 
@@ -36,45 +35,15 @@ def _now() -> float:
     return time.time()
 
 
-def _create_exclusive(uri: str, data: bytes, retry_s: float) -> bool:
-    """Write ``data`` at ``uri`` only if nothing is there; return whether this call created it."""
-    if storage.is_local(uri):
-        _, path = storage.fs_and_path(uri)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return True
-    if uri.startswith("s3://"):
-        import boto3
-        from botocore.exceptions import ClientError
-
-        bucket, _, key = uri[len("s3://"):].partition("/")
-        try:
-            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return False
-            raise
-    if storage.exists(uri, retry_s):
-        return False
-    storage.write_bytes(uri, data, retry_s)
-    return True
-
-
-def read_lock(root: str, retry_s: float) -> dict[str, Any] | None:
+def read_lock(root: str, store: Store) -> dict[str, Any] | None:
     """The record in ``root``'s lock (``run_id``, ``host``, ``pid``, ``token``, ``heartbeat`` in seconds
     since the epoch, ``heartbeat_utc``), or None when the root is not locked."""
-    return _read_record(storage.join(root, LOCK), retry_s)
+    return _read_record(storage.join(root, LOCK), store)
 
 
-def _read_record(uri: str, retry_s: float) -> dict[str, Any] | None:
+def _read_record(uri: str, store: Store) -> dict[str, Any] | None:
     try:
-        return json.loads(storage.read_bytes(uri, retry_s))
+        return json.loads(store.read_bytes(uri))
     except (FileNotFoundError, ValueError):
         return None
 
@@ -95,8 +64,8 @@ def owner_dead_here(held: dict[str, Any]) -> bool:
 class RootLock:
     """The lock on one output root, held by this process while its run runs."""
 
-    def __init__(self, root: str, run_id: str, ttl_s: float, retry_s: float) -> None:
-        self.uri, self.ttl_s, self.retry_s = storage.join(root, LOCK), ttl_s, retry_s
+    def __init__(self, root: str, run_id: str, ttl_s: float, store: Store) -> None:
+        self.uri, self.ttl_s, self.store = storage.join(root, LOCK), ttl_s, store
         self.owner = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -106,18 +75,20 @@ class RootLock:
                            "heartbeat_utc": datetime.now(timezone.utc).isoformat()}).encode()
 
     def _read(self) -> dict[str, Any] | None:
-        return _read_record(self.uri, self.retry_s)
+        return _read_record(self.uri, self.store)
 
     def acquire(self, break_stale: bool = False) -> None:
         """Take the lock, or raise :class:`RootLocked` saying who holds it."""
-        while not _create_exclusive(self.uri, self._record(), self.retry_s):
+        while not self.store.create_exclusive(self.uri, self._record()):
             held = self._read()
             if held is None:
                 continue  # released between our try and our read: try again
+            if held.get("token") == self.owner["token"]:
+                break  # our own write: its first try landed, its answer was lost, the retry found it
             age = _now() - float(held.get("heartbeat", 0))
             who = f"run {held.get('run_id')} on {held.get('host')} (pid {held.get('pid')})"
             if owner_dead_here(held):  # its process on this machine is gone (killed): no need to wait out the TTL
-                storage.remove(self.uri, self.retry_s)
+                self.store.remove(self.uri)
                 continue
             if age < self.ttl_s:
                 raise RootLocked(f"{redact(self.uri)}: {who} is running on this output root (heartbeat {age:.0f} s ago); "
@@ -125,7 +96,7 @@ class RootLock:
             if not break_stale:
                 raise RootLocked(f"{redact(self.uri)}: a stale lock of {who}, heartbeat {age:.0f} s ago (lock_ttl_s "
                                  f"{self.ttl_s:g}); if that job is dead, run again with --break-lock")
-            storage.remove(self.uri, self.retry_s)
+            self.store.remove(self.uri)
         self._beat = threading.Thread(target=self._heartbeat, name="asr-batch-lock", daemon=True)
         self._beat.start()
 
@@ -134,7 +105,7 @@ class RootLock:
             try:
                 held = self._read()
                 if held is not None and held.get("token") == self.owner["token"]:
-                    storage.write_bytes(self.uri, self._record(), self.retry_s)
+                    self.store.write_bytes(self.uri, self._record())
             except Exception as exc:  # noqa: BLE001 - the store is down: the run meets it too; beat again later
                 print(f"asr-batch: warning: lock heartbeat missed: {describe(exc)}", file=sys.stderr, flush=True)
 
@@ -147,7 +118,7 @@ class RootLock:
         try:
             held = self._read()
             if held is not None and held.get("token") == self.owner["token"]:
-                storage.remove(self.uri, self.retry_s)
+                self.store.remove(self.uri)
         except Exception as exc:  # noqa: BLE001 - see the docstring
             print(f"asr-batch: warning: could not remove the lock {redact(self.uri)} ({describe(exc)}); it goes stale "
                   f"after lock_ttl_s {self.ttl_s:g} s, and a job on this machine takes it over at once",

@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from asr_actor.schema import COLUMN_TYPES, DURATION, ERROR, ERROR_KIND, ID, TRANSIENT
-from jobs.store import storage
+from asr_actor import storage
 from jobs.state.arrow_ops import first_of_each, flag
-from jobs.store.retry import DEFAULT_RETRY_S
+from asr_actor.storage import Store
 
 PART_SUFFIX = ".parquet"
 RUN_JSON = "run.json"  # the run's record, written when it is planned: its folder is a run folder
@@ -42,11 +42,11 @@ _PART, _ROW = "__part", "__row"
 class RunFolder:
     """One run's folder on any fsspec storage: its JSON files, frozen manifest and Parquet parts.
 
-    Every storage call retries transient failures for ``retry_s`` seconds.
+    Every storage call goes through ``store`` (its retries).
     """
 
-    def __init__(self, uri: str, retry_s: float = DEFAULT_RETRY_S) -> None:
-        self.uri, self.retry_s = uri.rstrip("/"), retry_s
+    def __init__(self, uri: str, store: Store = Store()) -> None:
+        self.uri, self.store = uri.rstrip("/"), store
 
     def path(self, *parts: str) -> str:
         return storage.join(self.uri, *parts)
@@ -56,27 +56,27 @@ class RunFolder:
         return self.path("data")
 
     def exists(self) -> bool:
-        return storage.exists(self.path(RUN_JSON), self.retry_s)
+        return self.store.exists(self.path(RUN_JSON))
 
     def write_json(self, name: str, obj: dict[str, Any]) -> None:
-        storage.write_bytes(self.path(name), (json.dumps(obj, indent=2, default=str) + "\n").encode(), self.retry_s)
+        self.store.write_bytes(self.path(name), (json.dumps(obj, indent=2, default=str) + "\n").encode())
 
     def read_json(self, name: str) -> dict[str, Any]:
-        return json.loads(storage.read_bytes(self.path(name), self.retry_s))
+        return json.loads(self.store.read_bytes(self.path(name)))
 
     def freeze_manifest(self, table: pa.Table) -> None:
-        storage.write_bytes(self.path("manifest.parquet"), _parquet_bytes(table), self.retry_s)
+        self.store.write_bytes(self.path("manifest.parquet"), _parquet_bytes(table))
 
     def read_manifest(self, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(io.BytesIO(storage.read_bytes(self.path("manifest.parquet"), self.retry_s)), columns=columns)
+        return pq.read_table(io.BytesIO(self.store.read_bytes(self.path("manifest.parquet"))), columns=columns)
 
     def parts(self) -> list[str]:
-        names = storage.list_files(self.data, PART_SUFFIX, self.retry_s)
+        names = self.store.list_files(self.data, PART_SUFFIX)
         return [p for p in names if p.rsplit("/", 1)[-1].startswith("part-")]
 
     def read_part(self, uri: str, columns: list[str] | None = None) -> pa.Table:
         """One part; of ``columns``, those it has (parts of older runs lack newer nullable columns)."""
-        source = io.BytesIO(storage.read_bytes(uri, self.retry_s))
+        source = io.BytesIO(self.store.read_bytes(uri))
         if columns is not None:
             present = set(pq.read_schema(source).names)
             columns = [c for c in columns if c in present]
@@ -84,7 +84,7 @@ class RunFolder:
 
     def write_part(self, table: pa.Table) -> str:
         uri = storage.join(self.data, f"part-{uuid.uuid4().hex}{PART_SUFFIX}")
-        storage.write_bytes(uri, _parquet_bytes(table), self.retry_s)
+        self.store.write_bytes(uri, _parquet_bytes(table))
         return uri
 
     def read_all(self, columns: list[str] | None = None) -> pa.Table:
@@ -93,16 +93,16 @@ class RunFolder:
         return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({ID: pa.array([], pa.string())})
 
     def complete(self) -> bool:
-        return storage.exists(self.path(SUCCESS), self.retry_s)
+        return self.store.exists(self.path(SUCCESS))
 
     def freeze_listing(self, table: pa.Table) -> None:
         """An incremental run's whole input listing (its manifest holds only the rows it takes)."""
-        storage.write_bytes(self.path(LISTING), _parquet_bytes(table), self.retry_s)
+        self.store.write_bytes(self.path(LISTING), _parquet_bytes(table))
 
     def read_listing(self) -> pa.Table:
         """The inputs this run saw: the listing of an incremental run, else the manifest."""
-        if storage.exists(self.path(LISTING), self.retry_s):
-            return pq.read_table(io.BytesIO(storage.read_bytes(self.path(LISTING), self.retry_s)))
+        if self.store.exists(self.path(LISTING)):
+            return pq.read_table(io.BytesIO(self.store.read_bytes(self.path(LISTING))))
         return self.read_manifest()
 
     def keys(self, parts: list[str] | None = None, extra: Sequence[str] = ()) -> pa.Table:
@@ -139,7 +139,7 @@ class RunFolder:
             kept = table.filter(pc.invert(pc.is_in(pa.array(np.arange(table.num_rows)), value_set=rows.combine_chunks())))
             if kept.num_rows:
                 self.write_part(kept)
-            storage.remove(parts[number], self.retry_s)
+            self.store.remove(parts[number])
         return dropped.num_rows
 
 

@@ -1,7 +1,7 @@
 """Fetch: ``uri`` -> encoded ``audio`` bytes through fsspec, one row at a time, failures as error rows.
 
 Used by the job's CPU stage and by ``asr-batch transcribe`` alike. Transient storage
-failures are retried for ``retry_s`` seconds (:mod:`jobs.store.retry`); what is still failing
+failures are retried for the store's ``retry_s`` seconds (:mod:`asr_actor.retry`); what is still failing
 then becomes a ``transient`` error row, which ``resume`` tries again. A missing object,
 a refused access, an unsupported scheme or an oversized object is a ``permanent`` error
 row. Every message names the object, credentials redacted; nothing raises.
@@ -15,20 +15,21 @@ from asr_actor.config import AudioConfig
 from asr_actor.errors import describe, redact
 from asr_actor.preprocess import batch_size_of, column
 from asr_actor.schema import AUDIO, ERROR, ERROR_KIND, PERMANENT, TRANSIENT, URI
-from jobs.store import storage
-from jobs.store.retry import DEFAULT_RETRY_S, StoreUnavailable
+from asr_actor import storage
+from asr_actor.retry import StoreUnavailable
+from asr_actor.storage import Store
 
 STAGE = "fetch"
 Fetched = tuple[bytes | None, str | None, str | None]  # data, error, error kind
 
 
-def _fetch_one(uri: str, max_bytes: int | None, retry_s: float) -> Fetched:
+def _fetch_one(uri: str, max_bytes: int | None, store: Store) -> Fetched:
     shown = redact(uri)
     try:
-        size = storage.size(uri, retry_s)
+        size = store.size(uri)
         if max_bytes is not None and size is not None and size > max_bytes:
             return None, f"{STAGE}: {shown} is {size} bytes, over the {max_bytes} byte limit", PERMANENT
-        return storage.read_bytes(uri, retry_s, size), None, None
+        return store.read_bytes(uri, size), None, None
     except StoreUnavailable as exc:
         return None, f"{STAGE}: {exc}", TRANSIENT
     except storage.UnsupportedUri as exc:
@@ -41,13 +42,13 @@ def _fetch_one(uri: str, max_bytes: int | None, retry_s: float) -> Fetched:
         return None, f"{STAGE}: cannot read {shown} ({type(exc).__name__}: {describe(exc)})", PERMANENT
 
 
-def fetch_batch(batch: Mapping[str, Any], cfg: AudioConfig, retry_s: float = DEFAULT_RETRY_S) -> dict[str, Any]:
+def fetch_batch(batch: Mapping[str, Any], cfg: AudioConfig, store: Store = Store()) -> dict[str, Any]:
     """``uri`` -> ``audio`` bytes, ``error`` and ``error_kind``; rows that already carry an error are left alone."""
     n = batch_size_of(batch)
     out = {k: list(v) for k, v in batch.items()}
     errors, kinds, data = column(batch, ERROR, n), column(batch, ERROR_KIND, n), [None] * n
     for i, uri in enumerate(column(batch, URI, n)):
         if errors[i] is None:
-            data[i], errors[i], kinds[i] = _fetch_one(str(uri), cfg.max_bytes, retry_s)
+            data[i], errors[i], kinds[i] = _fetch_one(str(uri), cfg.max_bytes, store)
     out.update({AUDIO: data, ERROR: errors, ERROR_KIND: kinds})
     return out

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, describe, redact
 from asr_actor.schema import ETAG, ID, LANGUAGE, PROMPT, SIZE, TASK, URI
-from jobs.store import storage
-from jobs.store.retry import DEFAULT_RETRY_S, retrying
+from asr_actor import storage
+from asr_actor.storage import Store, object_tag
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".mp4", ".webm", ".mkv", ".aac")
 MANIFEST_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
@@ -69,10 +69,10 @@ def _read_jsonl(data: bytes) -> pa.Table:
     return pa.table([*keys.values(), *(table.column(c) for c in rest)], names=[*keys, *rest])
 
 
-def _read_file(uri: str, retry_s: float) -> pa.Table:
+def _read_file(uri: str, store: Store) -> pa.Table:
     import pyarrow.parquet as pq
 
-    data = storage.read_bytes(uri, retry_s)
+    data = store.read_bytes(uri)
     lower = uri.lower()
     if lower.endswith(".parquet"):
         return pq.read_table(io.BytesIO(data))
@@ -87,7 +87,7 @@ Listed = Iterator[tuple[str, int, str]]  # (URI, size in bytes, ETag or mtime) o
 S3_PAGE = 1000  # keys per ListObjectsV2 page (S3's maximum)
 
 
-def s3_objects(uri: str, retry_s: float, page: int = S3_PAGE) -> Listed:
+def s3_objects(uri: str, store: Store, page: int = S3_PAGE) -> Listed:
     """ListObjectsV2 page by page: a bucket of millions streams in flat memory."""
     import boto3  # the s3 extra; endpoint and credentials from the environment, as s3fs takes them
 
@@ -95,27 +95,26 @@ def s3_objects(uri: str, retry_s: float, page: int = S3_PAGE) -> Listed:
     client, token = boto3.client("s3"), None
     while True:
         kwargs = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page, **({"ContinuationToken": token} if token else {})}
-        reply = retrying(lambda: client.list_objects_v2(**kwargs), uri, retry_s)
+        reply = store.run(uri, lambda: client.list_objects_v2(**kwargs))
         for obj in reply.get("Contents", []):
-            yield f"s3://{bucket}/{obj['Key']}", int(obj.get("Size") or 0), str(obj.get("ETag") or "").strip('"')
+            yield f"s3://{bucket}/{obj['Key']}", int(obj.get("Size") or 0), object_tag(obj) or ""
         if not reply.get("IsTruncated"):
             return
         token = reply["NextContinuationToken"]
 
 
-def _fsspec_objects(uri: str, retry_s: float) -> Listed:
-    fs, root = storage.fs_and_path(uri)
+def _fsspec_objects(uri: str, store: Store) -> Listed:
     scheme = uri.split("://", 1)[0] + "://" if "://" in uri and not uri.startswith("file://") else ""
-    for path, info in sorted(retrying(lambda: fs.find(root, detail=True), uri, retry_s).items()):
-        yield scheme + path, int(info.get("size") or 0), str(info.get("ETag") or info.get("etag") or info.get("mtime") or "")
+    for path, info in sorted(store.find(uri).items()):
+        yield scheme + path, int(info.get("size") or 0), object_tag(info) or ""
 
 
-def _list_prefix(uri: str, retry_s: float) -> pa.Table:
+def _list_prefix(uri: str, store: Store) -> pa.Table:
     """The audio objects under a prefix, with size and ETag/mtime, as columns (never a dict per object)."""
     uris: list[str] = []
     sizes: list[int] = []
     tags: list[str] = []
-    objects = s3_objects(uri, retry_s) if uri.startswith("s3://") else _fsspec_objects(uri, retry_s)
+    objects = s3_objects(uri, store) if uri.startswith("s3://") else _fsspec_objects(uri, store)
     for name, size, tag in objects:
         if name.lower().endswith(AUDIO_SUFFIXES):
             uris.append(name)
@@ -127,13 +126,12 @@ def _list_prefix(uri: str, retry_s: float) -> pa.Table:
     return pa.table({ID: ids, URI: ids, SIZE: pa.array(sizes, pa.int64()), ETAG: pa.array(tags, pa.string())})
 
 
-def _is_prefix(uri: str, retry_s: float) -> bool:
+def _is_prefix(uri: str, store: Store) -> bool:
     if uri.endswith("/"):
         return True
     if uri.lower().endswith(MANIFEST_SUFFIXES):
         return False
-    fs, path = storage.fs_and_path(uri)
-    return retrying(lambda: fs.isdir(path), uri, retry_s)
+    return store.is_dir(uri)
 
 
 def _empty(values: pa.ChunkedArray) -> int:
@@ -141,13 +139,13 @@ def _empty(values: pa.ChunkedArray) -> int:
     return values.null_count + pc.sum(pc.equal(values, "")).as_py() if len(values) else 0
 
 
-def read_manifest(uri: str, retry_s: float = DEFAULT_RETRY_S) -> pa.Table:
+def read_manifest(uri: str, store: Store = Store()) -> pa.Table:
     """The checked manifest: string ``id`` and absolute ``uri`` first, other columns after."""
     shown = redact(uri)
     try:
-        if _is_prefix(uri, retry_s):
-            return _list_prefix(uri, retry_s)
-        table = _read_file(uri, retry_s)
+        if _is_prefix(uri, store):
+            return _list_prefix(uri, store)
+        table = _read_file(uri, store)
     except ManifestError:
         raise
     except (OSError, pa.ArrowException, ValueError) as exc:

@@ -134,7 +134,7 @@ def start(modes: list[str]) -> None:
 
 def _put_corpus(files: Files, s3: bool) -> str:
     """Write the corpus locally or into a bucket; return its folder URI."""
-    from jobs.store import storage
+    from asr_actor import storage
 
     if s3:
         import boto3
@@ -144,7 +144,7 @@ def _put_corpus(files: Files, s3: bool) -> str:
     else:
         root = _stack.enter_context(tempfile.TemporaryDirectory(prefix="asr-bench-"))
     for name, data, _ in files:
-        storage.write_bytes(storage.join(root, name), data)
+        storage.Store().write_bytes(storage.join(root, name), data)
     return root
 
 
@@ -152,17 +152,17 @@ def _manifest(root: str, files: Files) -> str:
     """A JSONL manifest of ``files`` (relative URIs) beside the corpus."""
     import json
 
-    from jobs.store import storage
+    from asr_actor import storage
 
     manifest = storage.join(root, f"manifest-{uuid.uuid4().hex[:8]}.jsonl")
     lines = [json.dumps({"id": name, "uri": name}) for name, _, _ in files]
-    storage.write_bytes(manifest, ("\n".join(lines) + "\n").encode())
+    storage.Store().write_bytes(manifest, ("\n".join(lines) + "\n").encode())
     return manifest
 
 
 def _job(files: Files, batch_size: int, s3: bool) -> Callable[[Files], Outcome]:
     from asr_actor.schema import ID, TEXT
-    from jobs.store import storage
+    from asr_actor import storage
     from jobs.run.pipeline import run_job
     from jobs.state.run_folder import RunFolder
 
