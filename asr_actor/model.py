@@ -22,6 +22,7 @@ from asr_actor.errors import AsrBatchError, describe
 from asr_actor.guards import install as install_guards
 from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
 from asr_actor.no_speech import install as install_no_speech
+from asr_actor.offline.hf_files import is_multilingual
 from asr_actor.timestamp_rules import install as install_timestamp_rules
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
         device=device,
         dtype=dtype,
         attention=model.config._attn_implementation,
-        multilingual=bool(getattr(model.generation_config, "is_multilingual", False)),
+        multilingual=is_multilingual(model.config.vocab_size),  # the driver's rule (asr_actor.model_plan)
         dummy_tokens=cfg.dummy_tokens if dummy else None,
     )
     log.info("loaded %s on %s as %s with %s attention", info.model_id, device, dtype, info.attention)
