@@ -137,6 +137,20 @@ def resolve_attention(requested: str, device: str, dtype: str, capability: tuple
     return requested
 
 
+def english_only_problem(model: str, task: str | None, language: str | None, key_prefix: str = "") -> str | None:
+    """Why English-only ``model`` cannot take ``task`` and ``language``, or None when it can.
+
+    ``key_prefix``: where the two came from, as the message names them: ``""`` for a row's
+    ``task`` and ``language`` (the transcriber's error rows), ``"decoding."`` for the config's
+    (the driver's preflight, which also names the task's key).
+    """
+    if task == "translate":
+        return f"model {model} is English-only and cannot translate" + (f" ({key_prefix}task)" if key_prefix else "")
+    if language not in (None, "en"):
+        return f"model {model} is English-only, cannot take {key_prefix}language {language!r}"
+    return None
+
+
 def _check_hardware(device: str, dtype: str) -> None:
     import torch
 

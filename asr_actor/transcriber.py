@@ -24,7 +24,7 @@ from asr_actor.config import OFFLINE_MODEL_ID, TASKS, TranscriberConfig
 from asr_actor.decoding import STAGE, WindowRequest, decode_windows, detect_languages
 from asr_actor.features import LogMel
 from asr_actor.longform import transcribe_sequential
-from asr_actor.model import LoadedModel, ModelLoadError, load_model
+from asr_actor.model import LoadedModel, ModelLoadError, english_only_problem, load_model
 from asr_actor.preprocess import batch_size_of, column, decode_batch, window_batch
 from asr_actor.schema import (
     AUDIO, DURATION, ERROR, FEATURES, LANGUAGE, PROMPT, RESULT_COLUMNS, SEGMENTS, TASK, TEXT, WAVEFORM, WINDOWS,
@@ -129,10 +129,8 @@ class Transcriber:
         if task not in TASKS:
             return _Row(error=f"{STAGE}: unknown task {task!r} (expected one of {TASKS})")
         if not self.info.multilingual:
-            if task == "translate":
-                return _Row(error=f"{STAGE}: model {model} is English-only and cannot translate")
-            if language not in (None, "en"):
-                return _Row(error=f"{STAGE}: model {model} is English-only, cannot take language {language!r}")
+            if problem := english_only_problem(model, task, language):
+                return _Row(error=f"{STAGE}: {problem}")
             return _Row(task=task, language="en", prompt=prompt)
         if language is not None and language not in self._languages:
             return _Row(error=f"{STAGE}: model {model} does not know language {language!r}")
