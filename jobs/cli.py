@@ -41,7 +41,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     from asr_actor.config import ConfigError, TranscriberConfig, from_mapping
     from jobs.run.local_transcribe import check_output_options, expand, file_writer, transcribe_files
     from jobs.store.manifest import AUDIO_SUFFIXES
-    from jobs.report.outputs import formats_of
+    from jobs.report.formats import formats_of
 
     check_output_options(args.output, args.output_format, args.output_dir)
     _quiet_transformers()
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--channels", choices=["mix", "split"],
                     help="mix (default): one downmix; split: each channel on its own, segments marked with it")
     tr.add_argument("--output", "-o", help="write the JSON lines here instead of stdout (FILE.jsonl, .ndjson or no suffix)")
-    # The choices are jobs.report.outputs.FILE_FORMATS + ALL, written out so --help imports nothing (tests/test_outputs.py checks).
+    # The choices are jobs.report.formats.FILE_FORMATS + ALL, written out so --help imports nothing (tests/test_outputs.py checks).
     tr.add_argument("--output-format", "--output_format", choices=["txt", "srt", "vtt", "tsv", "json", "all"],
                     help="also write one file per input in this format (all: every one), as openai-whisper does")
     tr.add_argument("--output-dir", "--output_dir", metavar="DIR",

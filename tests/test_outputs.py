@@ -107,7 +107,7 @@ def test_two_inputs_of_the_same_name_are_refused_naming_both(tmp_path):
 def test_the_cli_offers_exactly_the_formats_the_modules_write():
     from jobs.cli import build_parser
     from jobs.report.export import FORMATS, PER_FILE_FORMATS
-    from jobs.report.outputs import ALL, FILE_FORMATS
+    from jobs.report.formats import ALL, FILE_FORMATS
 
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices
     assert [a.choices for a in sub["transcribe"]._actions if a.dest == "output_format"] == [[*FILE_FORMATS, ALL]]
@@ -116,7 +116,7 @@ def test_the_cli_offers_exactly_the_formats_the_modules_write():
 
 
 def test_id_names_are_safe_readable_and_unique():
-    from jobs.report.output_names import id_names
+    from jobs.report.format_names import id_names
 
     ids = ["s3://bucket/a/b.wav", "calls/2026/x.wav", "calls_2026/x.wav", "Call.wav", "call.wav", "../..", "é" * 300,
            "a" * 300]

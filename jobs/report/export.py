@@ -7,8 +7,8 @@ deleted since drops out). Only the runs' Parquet is read, one run at a time, nev
 audio. DEST (any fsspec URL) gets ``part-NNNNN.<format>`` files of at most
 ``EXPORT_PART_ROWS`` rows; parts of an earlier, larger export there are removed. Or,
 with a per-file format (srt, vtt, txt, tsv), one ``DEST/<name>.<format>`` per ok row,
-named after its id (:func:`jobs.report.output_names.id_names`) and written by
-:mod:`jobs.report.outputs`; error rows get no file and are counted. DEST ``-`` sends a text
+named after its id (:func:`jobs.report.format_names.id_names`) and written by
+:mod:`jobs.report.formats`; error rows get no file and are counted. DEST ``-`` sends a text
 table (jsonl, csv) to standard output, for a person or a pipe; ``columns`` keeps only
 the named columns of a table.
 """
@@ -27,10 +27,10 @@ import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, redact
 from asr_actor.schema import ERROR, ID, SEGMENTS, output_schema
-from jobs.report import outputs
+from jobs.report import formats
 from jobs.store import storage
 from jobs.state.history import PastRun, complete_runs, newest_rows
-from jobs.report.output_names import id_names
+from jobs.report.format_names import id_names
 from jobs.store.retry import DEFAULT_RETRY_S
 from jobs.state.run_folder import RunFolder
 
@@ -131,7 +131,7 @@ def _write_files(table: pa.Table, dest: str, fmt: str, retry_s: float) -> dict[s
     names = id_names(rows.column(ID).to_pylist())
 
     def write(item: tuple[dict[str, Any], str]) -> None:
-        outputs.write_row(item[0], dest, item[1], (fmt,), retry_s)
+        formats.write_row(item[0], dest, item[1], (fmt,), retry_s)
 
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
         for lo in range(0, rows.num_rows, FILE_BATCH_ROWS):
