@@ -1,7 +1,8 @@
 """``asr-batch``: the command-line entry point.
 
 Each subcommand is a small function taking the parsed arguments; heavy imports
-happen inside them so ``asr-batch --help`` stays instant.
+happen inside them so ``asr-batch --help`` stays instant (the format registry it
+reads its choices from, :mod:`jobs.report.formats`, is light).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import gc
 import os
 import sys
 from typing import Callable, Sequence
+
+from jobs.report.formats import EXPORT_FORMATS, PER_FILE_FORMATS, STDOUT_FORMATS, TABLE_FORMATS, TRANSCRIBE_CHOICES
 
 DEBUG_ENV = "ASR_BATCH_DEBUG"  # set: an unexpected error shows its traceback
 
@@ -176,8 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--channels", choices=["mix", "split"],
                     help="mix (default): one downmix; split: each channel on its own, segments marked with it")
     tr.add_argument("--output", "-o", help="write the JSON lines here instead of stdout (FILE.jsonl, .ndjson or no suffix)")
-    # The choices are jobs.report.formats.FILE_FORMATS + ALL, written out so --help imports nothing (tests/test_outputs.py checks).
-    tr.add_argument("--output-format", "--output_format", choices=["txt", "srt", "vtt", "tsv", "json", "all"],
+    tr.add_argument("--output-format", "--output_format", choices=list(TRANSCRIBE_CHOICES),
                     help="also write one file per input in this format (all: every one), as openai-whisper does")
     tr.add_argument("--output-dir", "--output_dir", metavar="DIR",
                     help="folder (or fsspec URL) for the --output-format files (default: the current folder)")
@@ -204,19 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--references", required=True, help="CSV or JSONL with columns id and text")
     ev.set_defaults(handler=_evaluate)
 
+    tables, files = ", ".join(TABLE_FORMATS), ", ".join(PER_FILE_FORMATS)
     ex = sub.add_parser(
         "export", help="one table of transcripts: a run's rows, or the current ones of an output root",
         description="SOURCE is a run folder (its rows, one per id) or an output root holding runs (the newest row "
         "per id over every complete run, ok rows over error rows, for the ids still in the newest run's input). "
-        "Writes DEST/part-NNNNN.FORMAT files (parquet, jsonl, csv), or one DEST/NAME.FORMAT file per ok row "
-        "(srt, vtt, txt, tsv; NAME: the row's id made a safe file name), and prints a JSON line of figures. "
-        "--to - writes a jsonl or csv table to standard output (the figures then go to stderr).",
+        f"Writes DEST/part-NNNNN.FORMAT files ({tables}), or one DEST/NAME.FORMAT file per ok row "
+        f"({files}; NAME: the row's id made a safe file name), and prints a JSON line of figures. "
+        f"--to - writes a {' or '.join(STDOUT_FORMATS)} table to standard output (the figures then go to stderr).",
     )
     ex.add_argument("source", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
     ex.add_argument("--to", required=True, help="destination folder (any fsspec URL or path), or - for standard output")
-    # jobs.report.export.FORMATS, written out so --help imports nothing (tests/test_outputs.py checks).
-    ex.add_argument("--format", choices=["parquet", "jsonl", "csv", "srt", "vtt", "txt", "tsv"], default="parquet",
-                    help="a table in parts (parquet, jsonl, csv), or one file per ok row (srt, vtt, txt, tsv)")
+    ex.add_argument("--format", choices=list(EXPORT_FORMATS), default="parquet",
+                    help=f"a table in parts ({tables}), or one file per ok row ({files})")
     ex.add_argument("--columns", metavar="NAME,...", help="only these columns of the table, in this order (e.g. id,text,error)")
     ex.set_defaults(handler=_export)
 
