@@ -135,6 +135,11 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_flag(command: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set KEY=VALUE``, repeatable: config overrides (``run`` and ``resume``, each with its own help)."""
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
 def _job_flags(command: argparse.ArgumentParser) -> None:
     """What ``run`` and ``resume`` share: the lock, Ray's own output, the handler."""
     command.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
@@ -190,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", help="manifest (Parquet, CSV, JSONL) or prefix; overrides the config")
     run.add_argument("--output", help="run root; the run folder is OUTPUT/RUN_ID")
     run.add_argument("--run-id", help="default: a UTC timestamp")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. decoding.batch_size=16")
+    _set_flag(run, "override a config key, e.g. decoding.batch_size=16")
     run.add_argument("--incremental", action="store_true",
                      help="take only inputs that are new, changed, for another model, or failed fewer than "
                           "incremental.max_attempts times, against the complete runs under OUTPUT")
@@ -198,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     res = sub.add_parser("resume", help="finish a run from its folder: ids already in data/ are skipped")
     res.add_argument("run_uri", help="the run folder (OUTPUT/RUN_ID)")
-    res.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recorded config key (resources, not the model)")
+    _set_flag(res, "override a recorded config key (resources, not the model)")
     _job_flags(res)
 
     ev = sub.add_parser("evaluate", help="WER per row and overall of a run against references (CSV or JSONL id,text)")
