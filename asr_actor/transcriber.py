@@ -20,7 +20,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from asr_actor.audio import SAMPLE_RATE
-from asr_actor.config import OFFLINE_MODEL_ID, TASKS, TranscriberConfig
+from asr_actor.config import (
+    OFFLINE_MODEL_ID, TASKS, AudioConfig, DecodingConfig, ModelConfig, TranscriberConfig, from_mapping,
+)
 from asr_actor.features import LogMel
 from asr_actor.generation import STAGE, WindowRequest, detect_languages, generate_windows
 from asr_actor.longform import transcribe_sequential
@@ -31,6 +33,7 @@ from asr_actor.schema import (
     WORKING_COLUMNS,
 )
 from asr_actor.segments import Segment, stitch, to_segments
+from asr_actor.transcript import Transcript, transcribe_one
 from asr_actor.vad import detector_for
 from asr_actor.windows import WINDOW_SAMPLES
 
@@ -72,16 +75,17 @@ class Transcriber:
                                  "generation_config.json, and it has none")
 
     @classmethod
-    def from_pretrained(cls, model: str = OFFLINE_MODEL_ID, **options: Any) -> "Transcriber":
-        """Load ``model`` (hub id, short name, folder, URL, ``offline:tiny.en``): :func:`asr_actor.api.load`."""
-        from asr_actor.api import load
+    def from_pretrained(cls, model: str = OFFLINE_MODEL_ID, *, revision: str | None = None, device: str = "auto",
+                        dtype: str = "auto", attention: str = "auto", decoding: Mapping[str, Any] | None = None,
+                        audio: Mapping[str, Any] | None = None) -> "Transcriber":
+        """Load ``model`` (hub id, short name, folder, URL, ``offline:tiny.en``); ``decoding``/``audio``: config keys as in YAML."""
+        return cls(TranscriberConfig(
+            model=ModelConfig(id=model, revision=revision, device=device, dtype=dtype, attention=attention),
+            decoding=from_mapping(DecodingConfig, decoding, "decoding"), audio=from_mapping(AudioConfig, audio, "audio"),
+        ))
 
-        return load(model, **options)
-
-    def transcribe(self, source: Any, **options: Any):
-        """One file (path, bytes or 16 kHz samples) -> a :class:`asr_actor.api.Transcript`: :func:`asr_actor.api.transcribe_one`."""
-        from asr_actor.api import transcribe_one
-
+    def transcribe(self, source: Any, **options: Any) -> Transcript:
+        """One file (path, bytes or 16 kHz samples) -> a :class:`Transcript`: :func:`asr_actor.transcript.transcribe_one`."""
         return transcribe_one(self, source, **options)
 
     @property
