@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_LAZY = {"Transcriber": "asr_actor.transcriber", "transcribe": "asr_actor.api", "Transcript": "asr_actor.api",
-         "TranscriptionError": "asr_actor.api"}
+_LAZY = {"Transcriber": "asr_actor.transcriber", "transcribe": "asr_actor.api", "Transcript": "asr_actor.transcript",
+         "TranscriptionError": "asr_actor.transcript"}
 __all__ = sorted(_LAZY)
 
 

@@ -99,7 +99,7 @@ class DecodingConfig:
     compression_ratio_threshold: float | None = 2.4  # fall back above this zlib ratio of the text (loops, repeats)
     word_timestamps: bool = False  # words (start, end, word, probability) in each segment; attention turns eager
     initial_prompt: str | None = None  # words to expect (names, terms) for rows without a `prompt`; None = no prompt
-    # The decoder's KV cache and graphs (asr_actor/decoding.py): "off": transformers' dynamic cache;
+    # The decoder's KV cache and graphs (asr_actor/generation.py): "off": transformers' dynamic cache;
     # "static": a static cache of batch_size rows (batches padded to it); "on": static and the decoder
     # step compiled (CUDA graphs on a GPU); "auto": "on" on a GPU for greedy chunked decoding without
     # word timestamps, else "off". Speed only: the tokens are the same. Not with beams or word timestamps.

@@ -10,7 +10,7 @@ named by their hash; the weights are drawn on the model's own device with a fixe
 so every actor of a run holds the same model.
 
 Random weights never stop by themselves (or stop at once), so a dummy model decodes
-exactly ``model.dummy_tokens`` tokens per window in one pass (:mod:`asr_actor.decoding`
+exactly ``model.dummy_tokens`` tokens per window in one pass (:mod:`asr_actor.generation`
 sets the count, :mod:`asr_actor.guards` scores the pass but never redoes it, and the seek
 loop is told the pass ended the window). Rows say ``dummy:<id>``; ``evaluate`` refuses such a run.
 """

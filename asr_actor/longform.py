@@ -14,7 +14,7 @@ import numpy as np
 
 from asr_actor.audio import SAMPLE_RATE
 from asr_actor.config import DecodingConfig
-from asr_actor.decoding import generate_kwargs, generate_segments, run_in_batches
+from asr_actor.generation import generate_kwargs, generate_segments, run_in_batches
 from asr_actor.model import LoadedModel
 from asr_actor.segments import RawSegment
 from asr_actor.windows import WINDOW_SAMPLES

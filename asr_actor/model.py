@@ -23,6 +23,7 @@ from asr_actor.guards import install as install_guards
 from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
 from asr_actor.storage import Store
 from asr_actor.no_speech import install as install_no_speech
+from asr_actor.offline.hf_files import is_multilingual
 from asr_actor.timestamp_rules import install as install_timestamp_rules
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,20 @@ def resolve_attention(requested: str, device: str, dtype: str, capability: tuple
     return requested
 
 
+def english_only_problem(model: str, task: str | None, language: str | None, key_prefix: str = "") -> str | None:
+    """Why English-only ``model`` cannot take ``task`` and ``language``, or None when it can.
+
+    ``key_prefix``: where the two came from, as the message names them: ``""`` for a row's
+    ``task`` and ``language`` (the transcriber's error rows), ``"decoding."`` for the config's
+    (the driver's preflight, which also names the task's key).
+    """
+    if task == "translate":
+        return f"model {model} is English-only and cannot translate" + (f" ({key_prefix}task)" if key_prefix else "")
+    if language not in (None, "en"):
+        return f"model {model} is English-only, cannot take {key_prefix}language {language!r}"
+    return None
+
+
 def _check_hardware(device: str, dtype: str) -> None:
     import torch
 
@@ -185,7 +200,7 @@ def load_model(cfg: ModelConfig, store: Store = Store()) -> LoadedModel:
         device=device,
         dtype=dtype,
         attention=model.config._attn_implementation,
-        multilingual=bool(getattr(model.generation_config, "is_multilingual", False)),
+        multilingual=is_multilingual(model.config.vocab_size),  # the driver's rule (asr_actor.model_plan)
         dummy_tokens=cfg.dummy_tokens if dummy else None,
     )
     log.info("loaded %s on %s as %s with %s attention", info.model_id, device, dtype, info.attention)

@@ -20,8 +20,8 @@ from asr_actor.config import ModelConfig
 from asr_actor.features import LogMel
 from asr_actor.model import ModelLoadError, cuda_capability, resolve_attention, resolve_dtype
 from asr_actor.model_source import read_model_files
+from asr_actor.offline.hf_files import is_multilingual
 from asr_actor.storage import Store
-from asr_actor.offline.hf_files import MULTILINGUAL_VOCAB
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def plan_model(cfg: ModelConfig, gpus: bool, store: Store = Store()) -> ModelPla
         device=device,
         dtype=dtype,
         attention=resolve_attention(cfg.attention, device, dtype, capability),
-        multilingual=int(files.config.get("vocab_size", 0)) >= MULTILINGUAL_VOCAB,
+        multilingual=is_multilingual(int(files.config.get("vocab_size", 0))),
         log_mel=LogMel.from_preprocessor_config(files.preprocessor),
         load_format=cfg.load_format,
         dummy_tokens=cfg.dummy_tokens if cfg.dummy else None,

@@ -4,15 +4,22 @@ The output schema is the same pyarrow schema for ok rows and error rows. Manifes
 columns that are not part of the contract pass through unchanged, appended after the
 contract's columns with the types they have in the frozen manifest. The working
 columns exist only between stages (encoded audio, waveforms, windows, features) and
-are never written; :mod:`jobs.run.wire` says how they cross Ray stages.
+are never written; :mod:`jobs.run.wire` says how they cross Ray stages. A segment's and
+a word's fields are named once, by their frozen records (:class:`asr_actor.segments.Segment`,
+:class:`asr_actor.words.Word`); their Arrow structs here are derived from them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import types
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, get_args, get_origin, get_type_hints
 
 import pyarrow as pa
+
+from asr_actor.segments import Segment
+from asr_actor.words import Word
 
 # --- the output contract (DESIGN.md, "Output schema") ---
 ID = "id"  # manifest key
@@ -28,15 +35,31 @@ FINGERPRINT = "config_fingerprint"  # hash of everything that changes the transc
 RUN_ID = "run_id"  # the run that wrote the row
 TRANSCRIBED_AT = "transcribed_at"
 
-WORD = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("word", pa.string()), ("probability", pa.float64())])
-SEG_START, SEG_END, SEG_TEXT = "start", "end", "text"  # a segment's contract fields: s, s, its text
-CHANNEL = "channel"  # segment field: the audio channel it was heard on (audio.channels: split); null with mix
-# start, end, text: the contract; the rest nullable, added later (asr_actor/guards.py, asr_actor/words.py, CHANNEL)
-SEGMENT = pa.struct([
-    (SEG_START, pa.float64()), (SEG_END, pa.float64()), (SEG_TEXT, pa.string()),
-    ("avg_logprob", pa.float64()), ("no_speech_prob", pa.float64()), ("compression_ratio", pa.float64()),
-    ("words", pa.list_(WORD)), (CHANNEL, pa.int32()),
-])
+# Arrow type of each Python type a record's field has; every struct field is nullable, `X | None` or not.
+_ARROW_TYPES: Mapping[type, pa.DataType] = {float: pa.float64(), str: pa.string(), int: pa.int32()}
+
+
+def _arrow_type(hint: Any) -> pa.DataType:
+    if isinstance(hint, types.UnionType):  # X | None
+        (hint,) = [arg for arg in get_args(hint) if arg is not type(None)]
+    if get_origin(hint) is tuple:  # tuple[Record, ...]
+        return pa.list_(_arrow_type(get_args(hint)[0]))
+    if dataclasses.is_dataclass(hint):
+        return record_struct(hint)
+    return _ARROW_TYPES[hint]
+
+
+def record_struct(record: type) -> pa.StructType:
+    """The Arrow struct of a frozen record (:class:`Segment`, :class:`Word`): its fields, in their order."""
+    hints = get_type_hints(record)
+    return pa.struct([(f.name, _arrow_type(hints[f.name])) for f in dataclasses.fields(record)])
+
+
+# The segments column's element and its words: the fields are named once, by the records.
+WORD = record_struct(Word)
+SEGMENT = record_struct(Segment)
+SEG_START, SEG_END, SEG_TEXT = SEGMENT.names[:3]  # the contract's fields (s, s, its text), first in the record
+CHANNEL = SEGMENT.names[-1]  # the audio channel a segment was heard on (audio.channels: split); null with mix
 OUTPUT_FIELDS = [
     pa.field(ID, pa.string(), nullable=False),
     pa.field(URI, pa.string()),

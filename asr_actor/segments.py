@@ -7,14 +7,14 @@ channel) opened by its mark, ``[ch0] Hello there. [ch1] Hi. [ch0] How can I help
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Callable, Sequence
 
 from asr_actor.guards import Signals
-from asr_actor.schema import CHANNEL
 from asr_actor.words import Word, to_words
 
 CHANNEL_MARK = "[ch{}]"  # opens each channel's turn in a split file's text; Whisper's normalizer drops [...]
+ABSENT_WHEN_NULL = "absent_when_null"  # field metadata: a None value is left out of the segment's dict
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,12 @@ class RawSegment:
 
 @dataclass(frozen=True)
 class Segment:
+    """A segment of a transcript: the fields, in order, of the output's segment struct (:data:`asr_actor.schema.SEGMENT`).
+
+    start, end and text are the contract (DESIGN.md) and come first; the rest are nullable,
+    added later (:mod:`asr_actor.guards`, :mod:`asr_actor.words`, ``audio.channels: split``).
+    """
+
     start: float  # s from the start of the file
     end: float  # s
     text: str
@@ -38,16 +44,18 @@ class Segment:
     no_speech_prob: float | None = None
     compression_ratio: float | None = None
     words: tuple[Word, ...] | None = None  # with decoding.word_timestamps
-    channel: int | None = None  # with audio.channels: split
+    # with audio.channels: split; null with mix, where it is absent from the dict (absent is null in Arrow,
+    # and mix mode's JSON lines stay as they were)
+    channel: int | None = field(default=None, metadata={ABSENT_WHEN_NULL: True})
 
     def as_dict(self) -> dict[str, object]:
-        out = {
-            "start": self.start, "end": self.end, "text": self.text, "avg_logprob": self.avg_logprob,
-            "no_speech_prob": self.no_speech_prob, "compression_ratio": self.compression_ratio,
-            "words": None if self.words is None else [w.as_dict() for w in self.words],
-        }
-        if self.channel is not None:  # absent is null in Arrow; mix mode's JSON lines stay as they were
-            out[CHANNEL] = self.channel
+        """The segment as an element of a row's segments column: every field, its words as dicts."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.metadata.get(ABSENT_WHEN_NULL):
+                continue
+            out[f.name] = [w.as_dict() for w in value] if isinstance(value, tuple) else value
         return out
 
 

@@ -20,11 +20,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from asr_actor.audio import SAMPLE_RATE
-from asr_actor.config import OFFLINE_MODEL_ID, TASKS, TranscriberConfig
-from asr_actor.decoding import STAGE, WindowRequest, decode_windows, detect_languages
+from asr_actor.config import (
+    OFFLINE_MODEL_ID, TASKS, AudioConfig, DecodingConfig, ModelConfig, TranscriberConfig, from_mapping,
+)
 from asr_actor.features import LogMel
+from asr_actor.generation import STAGE, WindowRequest, detect_languages, generate_windows
 from asr_actor.longform import transcribe_sequential
-from asr_actor.model import LoadedModel, ModelLoadError, load_model
+from asr_actor.model import LoadedModel, ModelLoadError, english_only_problem, load_model
 from asr_actor.preprocess import batch_size_of, column, decode_batch, window_batch
 from asr_actor.schema import (
     AUDIO, DURATION, ERROR, FEATURES, LANGUAGE, PROMPT, RESULT_COLUMNS, SEGMENTS, TASK, TEXT, WAVEFORM, WINDOWS,
@@ -32,6 +34,7 @@ from asr_actor.schema import (
 )
 from asr_actor.segments import Segment, stitch, to_segments
 from asr_actor.storage import Store
+from asr_actor.transcript import Transcript, transcribe_one
 from asr_actor.vad import detector_for
 from asr_actor.windows import WINDOW_SAMPLES
 
@@ -74,16 +77,17 @@ class Transcriber:
                                  "generation_config.json, and it has none")
 
     @classmethod
-    def from_pretrained(cls, model: str = OFFLINE_MODEL_ID, **options: Any) -> "Transcriber":
-        """Load ``model`` (hub id, short name, folder, URL, ``offline:tiny.en``): :func:`asr_actor.api.load`."""
-        from asr_actor.api import load
+    def from_pretrained(cls, model: str = OFFLINE_MODEL_ID, *, revision: str | None = None, device: str = "auto",
+                        dtype: str = "auto", attention: str = "auto", decoding: Mapping[str, Any] | None = None,
+                        audio: Mapping[str, Any] | None = None) -> "Transcriber":
+        """Load ``model`` (hub id, short name, folder, URL, ``offline:tiny.en``); ``decoding``/``audio``: config keys as in YAML."""
+        return cls(TranscriberConfig(
+            model=ModelConfig(id=model, revision=revision, device=device, dtype=dtype, attention=attention),
+            decoding=from_mapping(DecodingConfig, decoding, "decoding"), audio=from_mapping(AudioConfig, audio, "audio"),
+        ))
 
-        return load(model, **options)
-
-    def transcribe(self, source: Any, **options: Any):
-        """One file (path, bytes or 16 kHz samples) -> a :class:`asr_actor.api.Transcript`: :func:`asr_actor.api.transcribe_one`."""
-        from asr_actor.api import transcribe_one
-
+    def transcribe(self, source: Any, **options: Any) -> Transcript:
+        """One file (path, bytes or 16 kHz samples) -> a :class:`Transcript`: :func:`asr_actor.transcript.transcribe_one`."""
         return transcribe_one(self, source, **options)
 
     @property
@@ -111,8 +115,8 @@ class Transcriber:
         errors, tasks, languages, prompts = (column(batch, c, n) for c in (ERROR, TASK, LANGUAGE, PROMPT))
         rows = [self._options(errors[i], tasks[i], languages[i], prompts[i]) for i in range(n)]
         self._detect_sequential(batch, rows)
-        windows = self._decode_chunked(batch, rows)
-        self._decode_sequential(batch, rows)
+        windows = self._generate_chunked(batch, rows)
+        self._generate_sequential(batch, rows)
         out = {k: list(v) for k, v in batch.items() if k not in WORKING_COLUMNS}
         out.update(self._results(rows))
         out[DURATION] = [float(d or 0.0) for d in batch[DURATION]]
@@ -131,10 +135,8 @@ class Transcriber:
         if task not in TASKS:
             return _Row(error=f"{STAGE}: unknown task {task!r} (expected one of {TASKS})")
         if not self.info.multilingual:
-            if task == "translate":
-                return _Row(error=f"{STAGE}: model {model} is English-only and cannot translate")
-            if language not in (None, "en"):
-                return _Row(error=f"{STAGE}: model {model} is English-only, cannot take language {language!r}")
+            if problem := english_only_problem(model, task, language):
+                return _Row(error=f"{STAGE}: {problem}")
             return _Row(task=task, language="en", prompt=prompt)
         if language is not None and language not in self._languages:
             return _Row(error=f"{STAGE}: model {model} does not know language {language!r}")
@@ -156,7 +158,7 @@ class Transcriber:
     def _first_window(self, batch: Mapping[str, Any], i: int):
         return self.log_mel.one(batch[WAVEFORM][i][:WINDOW_SAMPLES])
 
-    def _decode_chunked(self, batch: Mapping[str, Any], rows: list[_Row]) -> int:
+    def _generate_chunked(self, batch: Mapping[str, Any], rows: list[_Row]) -> int:
         """Decode every window of every windowed row in packed batches; returns the window count.
 
         A multilingual row with no language is detected from its first window (split audio:
@@ -167,7 +169,7 @@ class Transcriber:
         for i in chunked:
             rows[i].windows = []  # stays empty when the VAD found no speech
         firsts = [(i, 0) for i in chunked if rows[i].language is None and len(batch[FEATURES][i])]
-        done = self._decode(batch, rows, firsts)
+        done = self._generate(batch, rows, firsts)
         for (i, _), out in done.items():
             if isinstance(out, str):
                 rows[i].error = out
@@ -175,7 +177,7 @@ class Transcriber:
                 rows[i].language = out.language
         rest = [(i, w) for i in chunked if rows[i].error is None for w in range(len(batch[FEATURES][i]))
                 if (i, w) not in done]
-        done.update(self._decode(batch, rows, rest))
+        done.update(self._generate(batch, rows, rest))
         per_row: dict[int, list] = {}
         for (i, w), out in sorted(done.items(), key=lambda item: item[0]):
             per_row.setdefault(i, []).append((w, out))
@@ -189,14 +191,14 @@ class Transcriber:
                 rows[i].windows = [self._window_segments(out.segments, bounds[w]) for w, out in parts]
         return len(done)
 
-    def _decode(self, batch: Mapping[str, Any], rows: list[_Row], owners: list[tuple[int, int]]) -> dict:
+    def _generate(self, batch: Mapping[str, Any], rows: list[_Row], owners: list[tuple[int, int]]) -> dict:
         """(row, window) -> its :class:`Decoded`, or an error string."""
         reqs = []
         for i, w in owners:
             bounds, row = batch[WINDOWS][i][w], rows[i]
             seconds = (bounds[1] - bounds[0]) / SAMPLE_RATE
             reqs.append(WindowRequest(batch[FEATURES][i][w], row.task, row.language, row.prompt, seconds))
-        return dict(zip(owners, decode_windows(self.loaded, reqs, self.config.decoding, self.on_windows)))
+        return dict(zip(owners, generate_windows(self.loaded, reqs, self.config.decoding, self.on_windows)))
 
     def _window_segments(self, raw, bounds) -> list[Segment]:
         """A window's segments in file time; ``bounds``: start, end (samples) and, split, the channel."""
@@ -208,7 +210,7 @@ class Transcriber:
     def _decode_text(self, ids: list[int]) -> str:
         return self.loaded.processor.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def _decode_sequential(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
+    def _generate_sequential(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
         """Rows left for transformers' long-form generate (``decoding.long_form: sequential``)."""
         idx = [i for i, r in enumerate(rows) if r.error is None and r.windows is None and batch[WAVEFORM][i] is not None]
         if not idx:

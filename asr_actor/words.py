@@ -12,19 +12,22 @@ taken as its start put every word about 0.35 s late). Times are clamped into the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 
 @dataclass(frozen=True)
 class Word:
+    """A word of a segment: the fields, in order, of the output's word struct (:data:`asr_actor.schema.WORD`)."""
+
     start: float  # s from the start of the file
     end: float
     word: str  # with its leading space, as Whisper writes it
     probability: float | None
 
     def as_dict(self) -> dict[str, object]:
-        return {"start": self.start, "end": self.end, "word": self.word, "probability": self.probability}
+        """The word as an element of a segment's ``words`` list."""
+        return asdict(self)
 
 
 def _groups(tokens: Sequence[int], decode: Callable[[list[int]], str], text_limit: int) -> list[list[int]]:

@@ -1,7 +1,8 @@
 """``asr-batch``: the command-line entry point.
 
 Each subcommand is a small function taking the parsed arguments; heavy imports
-happen inside them so ``asr-batch --help`` stays instant.
+happen inside them so ``asr-batch --help`` stays instant (the format registry it
+reads its choices from, :mod:`jobs.report.formats`, is light).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import gc
 import os
 import sys
 from typing import Callable, Sequence
+
+from jobs.report.formats import EXPORT_FORMATS, PER_FILE_FORMATS, STDOUT_FORMATS, TABLE_FORMATS, TRANSCRIBE_CHOICES
 
 DEBUG_ENV = "ASR_BATCH_DEBUG"  # set: an unexpected error shows its traceback
 
@@ -41,7 +44,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     from asr_actor.config import ConfigError, TranscriberConfig, from_mapping
     from jobs.run.local_transcribe import check_output_options, expand, file_writer, transcribe_files
     from jobs.store.manifest import AUDIO_SUFFIXES
-    from jobs.report.outputs import formats_of
+    from jobs.report.formats import formats_of
 
     check_output_options(args.output, args.output_format, args.output_dir)
     _quiet_transformers()
@@ -132,6 +135,11 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_flag(command: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set KEY=VALUE``, repeatable: config overrides (``run`` and ``resume``, each with its own help)."""
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
 def _job_flags(command: argparse.ArgumentParser) -> None:
     """What ``run`` and ``resume`` share: the lock, Ray's own output, the handler."""
     command.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
@@ -176,8 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--channels", choices=["mix", "split"],
                     help="mix (default): one downmix; split: each channel on its own, segments marked with it")
     tr.add_argument("--output", "-o", help="write the JSON lines here instead of stdout (FILE.jsonl, .ndjson or no suffix)")
-    # The choices are jobs.report.outputs.FILE_FORMATS + ALL, written out so --help imports nothing (tests/test_outputs.py checks).
-    tr.add_argument("--output-format", "--output_format", choices=["txt", "srt", "vtt", "tsv", "json", "all"],
+    tr.add_argument("--output-format", "--output_format", choices=list(TRANSCRIBE_CHOICES),
                     help="also write one file per input in this format (all: every one), as openai-whisper does")
     tr.add_argument("--output-dir", "--output_dir", metavar="DIR",
                     help="folder (or fsspec URL) for the --output-format files (default: the current folder)")
@@ -188,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", help="manifest (Parquet, CSV, JSONL) or prefix; overrides the config")
     run.add_argument("--output", help="run root; the run folder is OUTPUT/RUN_ID")
     run.add_argument("--run-id", help="default: a UTC timestamp")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. decoding.batch_size=16")
+    _set_flag(run, "override a config key, e.g. decoding.batch_size=16")
     run.add_argument("--incremental", action="store_true",
                      help="take only inputs that are new, changed, for another model, or failed fewer than "
                           "incremental.max_attempts times, against the complete runs under OUTPUT")
@@ -196,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     res = sub.add_parser("resume", help="finish a run from its folder: ids already in data/ are skipped")
     res.add_argument("run_uri", help="the run folder (OUTPUT/RUN_ID)")
-    res.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recorded config key (resources, not the model)")
+    _set_flag(res, "override a recorded config key (resources, not the model)")
     _job_flags(res)
 
     ev = sub.add_parser("evaluate", help="WER per row and overall of a run against references (CSV or JSONL id,text)")
@@ -204,19 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--references", required=True, help="CSV or JSONL with columns id and text")
     ev.set_defaults(handler=_evaluate)
 
+    tables, files = ", ".join(TABLE_FORMATS), ", ".join(PER_FILE_FORMATS)
     ex = sub.add_parser(
         "export", help="one table of transcripts: a run's rows, or the current ones of an output root",
         description="SOURCE is a run folder (its rows, one per id) or an output root holding runs (the newest row "
         "per id over every complete run, ok rows over error rows, for the ids still in the newest run's input). "
-        "Writes DEST/part-NNNNN.FORMAT files (parquet, jsonl, csv), or one DEST/NAME.FORMAT file per ok row "
-        "(srt, vtt, txt, tsv; NAME: the row's id made a safe file name), and prints a JSON line of figures. "
-        "--to - writes a jsonl or csv table to standard output (the figures then go to stderr).",
+        f"Writes DEST/part-NNNNN.FORMAT files ({tables}), or one DEST/NAME.FORMAT file per ok row "
+        f"({files}; NAME: the row's id made a safe file name), and prints a JSON line of figures. "
+        f"--to - writes a {' or '.join(STDOUT_FORMATS)} table to standard output (the figures then go to stderr).",
     )
     ex.add_argument("source", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
     ex.add_argument("--to", required=True, help="destination folder (any fsspec URL or path), or - for standard output")
-    # jobs.report.export.FORMATS, written out so --help imports nothing (tests/test_outputs.py checks).
-    ex.add_argument("--format", choices=["parquet", "jsonl", "csv", "srt", "vtt", "txt", "tsv"], default="parquet",
-                    help="a table in parts (parquet, jsonl, csv), or one file per ok row (srt, vtt, txt, tsv)")
+    ex.add_argument("--format", choices=list(EXPORT_FORMATS), default="parquet",
+                    help=f"a table in parts ({tables}), or one file per ok row ({files})")
     ex.add_argument("--columns", metavar="NAME,...", help="only these columns of the table, in this order (e.g. id,text,error)")
     ex.set_defaults(handler=_export)
 

@@ -1,4 +1,4 @@
-"""whisper's per-file outputs: ``transcribe --output-format`` and ``export --format srt|vtt|txt|tsv``, on real tiny.en output."""
+"""whisper's per-file outputs: ``transcribe --output-format`` and ``export --format txt|srt|vtt|tsv``, on real tiny.en output."""
 
 from __future__ import annotations
 
@@ -104,19 +104,28 @@ def test_two_inputs_of_the_same_name_are_refused_naming_both(tmp_path):
     assert not (tmp_path / "subs").exists()
 
 
-def test_the_cli_offers_exactly_the_formats_the_modules_write():
+def test_the_cli_offers_exactly_the_formats_the_registry_writes():
     from jobs.cli import build_parser
-    from jobs.report.export import FORMATS, PER_FILE_FORMATS
-    from jobs.report.outputs import ALL, FILE_FORMATS
+    from jobs.report.formats import ALL, EXPORT_FORMATS, FILE_FORMATS, FORMATS, PER_FILE_FORMATS, TABLE_FORMATS
 
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices
     assert [a.choices for a in sub["transcribe"]._actions if a.dest == "output_format"] == [[*FILE_FORMATS, ALL]]
-    assert [a.choices for a in sub["export"]._actions if a.dest == "format"] == [list(FORMATS)]
-    assert set(PER_FILE_FORMATS) < set(FILE_FORMATS)
+    assert [a.choices for a in sub["export"]._actions if a.dest == "format"] == [list(EXPORT_FORMATS)]
+    assert set(PER_FILE_FORMATS) < set(FILE_FORMATS) and set(EXPORT_FORMATS) == {*TABLE_FORMATS, *PER_FILE_FORMATS}
+    assert all((f.table is None) != (f.row is None) for f in FORMATS.values())  # each format has one writer
+
+
+def test_the_help_imports_no_writer():
+    """The CLI reads its choices from the registry: building the parser imports no writer library."""
+    heavy = ("pyarrow", "pysubs2", "fsspec", "numpy", "torch", "transformers", "ray")
+    code = f"import sys; from jobs.cli import build_parser; build_parser(); print([m for m in {heavy!r} if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert proc.stdout.strip() == "[]"
 
 
 def test_id_names_are_safe_readable_and_unique():
-    from jobs.report.output_names import id_names
+    from jobs.report.format_names import id_names
 
     ids = ["s3://bucket/a/b.wav", "calls/2026/x.wav", "calls_2026/x.wav", "Call.wav", "call.wav", "../..", "é" * 300,
            "a" * 300]

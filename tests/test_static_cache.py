@@ -25,7 +25,7 @@ def test_refusals_and_auto():
 
     import torch
 
-    from asr_actor.decoding import compile_mode
+    from asr_actor.generation import compile_mode
 
     def on(device: str, **decoding) -> str:
         return compile_mode(SimpleNamespace(model=SimpleNamespace(device=torch.device(device))), DecodingConfig(**decoding))
@@ -63,7 +63,7 @@ def test_the_transformers_internals_the_job_replaces_keep_their_shape():
     rules = WhisperTimeStampLogitsProcessor(GenerationConfig(no_timestamps_token_id=9, eos_token_id=5), begin_index=3)
     assert (rules.timestamp_begin, rules.no_timestamps_token_id, rules.eos_token_id, rules.begin_index) == (10, 9, 5, 3)
     assert rules._detect_timestamp_from_logprob is True and rules.max_initial_timestamp_index is None
-    # asr_actor/decoding.py: a static cache's fallback passes are padded back to the batch's size
+    # asr_actor/generation.py: a static cache's fallback passes are padded back to the batch's size
     source = inspect.getsource(W.generate_with_fallback)
     assert 'generation_config.cache_implementation == "static" and cur_bsz < batch_size' in source
 

@@ -70,7 +70,7 @@ def test_stitch_joins_in_order():
 
 @pytest.mark.parametrize("failing", [set(), {3}, {0, 5}])
 def test_failed_batches_are_split_down_to_the_bad_item(failing):
-    from asr_actor.decoding import run_in_batches
+    from asr_actor.generation import run_in_batches
 
     calls = []
 
@@ -86,7 +86,7 @@ def test_failed_batches_are_split_down_to_the_bad_item(failing):
 
 
 def test_one_task_and_prompt_per_call_longest_first():
-    from asr_actor.decoding import run_in_batches
+    from asr_actor.generation import run_in_batches
 
     groups = [("transcribe", ""), ("transcribe", "Acme"), ("transcribe", ""), ("translate", ""), ("transcribe", "Acme")]
     calls = []

@@ -23,6 +23,15 @@ _TIMESTAMP_RE = re.compile(r"^<\|\d+\.\d\d\|>$")
 MULTILINGUAL_VOCAB = 51865  # vocab sizes from here up carry the translate/transcribe tokens
 
 
+def is_multilingual(vocab_size: int) -> bool:
+    """Whether a Whisper model of ``vocab_size`` ids knows languages and tasks (OpenAI's own test).
+
+    The one rule: the driver's plan (from ``config.json``), every model actor (from the
+    loaded model's config) and the converted ``generation_config.json`` all apply it.
+    """
+    return vocab_size >= MULTILINGUAL_VOCAB
+
+
 def model_config(architecture: Mapping[str, Any], vocab: list[str]) -> dict[str, Any]:
     """``WhisperConfig`` keyword arguments: architecture read off the weights plus token ids.
 
@@ -44,7 +53,7 @@ def generation_config(
 ) -> dict[str, Any]:
     """The ``generation_config.json`` that Whisper's ``generate`` reads its prompts from."""
     no_ts, eos, sot = vocab.index(NO_TIMESTAMPS), vocab.index(EOS), vocab.index(SOT)
-    multilingual = architecture["vocab_size"] >= MULTILINGUAL_VOCAB
+    multilingual = is_multilingual(architecture["vocab_size"])
     cfg: dict[str, Any] = {
         "alignment_heads": [list(h) for h in ct2_config["alignment_heads"]],
         "begin_suppress_tokens": list(ct2_config["suppress_ids_begin"]),

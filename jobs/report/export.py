@@ -6,17 +6,15 @@ over an error row, for the ids still in the newest run's input listing (an objec
 deleted since drops out). Only the runs' Parquet is read, one run at a time, never the
 audio. DEST (any fsspec URL) gets ``part-NNNNN.<format>`` files of at most
 ``EXPORT_PART_ROWS`` rows; parts of an earlier, larger export there are removed. Or,
-with a per-file format (srt, vtt, txt, tsv), one ``DEST/<name>.<format>`` per ok row,
-named after its id (:func:`jobs.report.output_names.id_names`) and written by
-:mod:`jobs.report.outputs`; error rows get no file and are counted. DEST ``-`` sends a text
+with a per-file format (txt, srt, vtt, tsv), one ``DEST/<name>.<format>`` per ok row,
+named after its id (:func:`jobs.report.format_names.id_names`) and written by
+:mod:`jobs.report.formats`; error rows get no file and are counted. DEST ``-`` sends a text
 table (jsonl, csv) to standard output, for a person or a pipe; ``columns`` keeps only
 the named columns of a table.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,18 +25,14 @@ import pyarrow.compute as pc
 
 from asr_actor.errors import AsrBatchError, redact
 from asr_actor.schema import ERROR, ID, SEGMENTS, output_schema
-from jobs.report import outputs
+from jobs.report.formats import PER_FILE_FORMATS, STDOUT_FORMATS, TABLE_FORMATS, encode, write_row
 from asr_actor import storage
 from jobs.state.history import PastRun, complete_runs, newest_rows
-from jobs.report.output_names import id_names
+from jobs.report.format_names import id_names
 from asr_actor.storage import Store
 from jobs.state.run_folder import RunFolder
 
-TABLE_FORMATS = ("parquet", "jsonl", "csv")
-PER_FILE_FORMATS = ("srt", "vtt", "txt", "tsv")  # of outputs.FILE_FORMATS: one file per row
-FORMATS = (*TABLE_FORMATS, *PER_FILE_FORMATS)
 STDOUT = "-"  # DEST that means standard output
-STDOUT_FORMATS = ("jsonl", "csv")  # the table formats a terminal can show
 EXPORT_PART_ROWS = 100_000  # rows per written part
 WRITE_THREADS = 16  # per-file formats: files written at once (object-store PUTs wait on the network)
 FILE_BATCH_ROWS = 1_000  # per-file formats: rows turned into Python objects at a time
@@ -60,25 +54,6 @@ def current_rows(root: str, store: Store = Store()) -> pa.Table:
     return rows.filter(pc.is_in(rows.column(ID), value_set=present))
 
 
-def _encode(table: pa.Table, fmt: str, header: bool = True) -> bytes:
-    sink = io.BytesIO()
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, sink, compression="zstd")
-    elif fmt == "jsonl":
-        for row in table.to_pylist():
-            sink.write((json.dumps(row, ensure_ascii=False, default=str) + "\n").encode())
-    else:
-        import pyarrow.csv as pcsv
-
-        if SEGMENTS in table.column_names:  # CSV has no lists: segments as a JSON string
-            text = [json.dumps(s, ensure_ascii=False) for s in table.column(SEGMENTS).to_pylist()]
-            table = table.set_column(table.column_names.index(SEGMENTS), SEGMENTS, pa.array(text, pa.string()))
-        pcsv.write_csv(table, sink, pcsv.WriteOptions(include_header=header))
-    return sink.getvalue()
-
-
 def selected_rows(source: str, store: Store = Store()) -> pa.Table:
     """SOURCE's one-row-per-id table, sorted by id: a run folder's rows, or an output root's current ones."""
     folder = RunFolder(source.rstrip("/"), store)
@@ -93,7 +68,7 @@ def _write_parts(table: pa.Table, dest: str, fmt: str, store: Store) -> dict[str
     names = []
     for number, lo in enumerate(range(0, max(table.num_rows, 1), EXPORT_PART_ROWS)):
         names.append(f"part-{number:05d}.{fmt}")
-        store.write_bytes(storage.join(dest, names[-1]), _encode(table.slice(lo, EXPORT_PART_ROWS), fmt))
+        store.write_bytes(storage.join(dest, names[-1]), encode(table.slice(lo, EXPORT_PART_ROWS), fmt))
     for old in store.list_files(dest, f".{fmt}"):
         if old.rsplit("/", 1)[-1].startswith("part-") and old.rsplit("/", 1)[-1] not in names:
             store.remove(old)
@@ -103,7 +78,7 @@ def _write_parts(table: pa.Table, dest: str, fmt: str, store: Store) -> dict[str
 def _write_stdout(table: pa.Table, fmt: str) -> dict[str, Any]:
     """The rows as one text table on standard output, a part's rows at a time."""
     for lo in range(0, max(table.num_rows, 1), EXPORT_PART_ROWS):
-        sys.stdout.buffer.write(_encode(table.slice(lo, EXPORT_PART_ROWS), fmt, header=lo == 0))
+        sys.stdout.buffer.write(encode(table.slice(lo, EXPORT_PART_ROWS), fmt, header=lo == 0))
     sys.stdout.buffer.flush()
     return {"rows": table.num_rows}
 
@@ -131,7 +106,7 @@ def _write_files(table: pa.Table, dest: str, fmt: str, store: Store) -> dict[str
     names = id_names(rows.column(ID).to_pylist())
 
     def write(item: tuple[dict[str, Any], str]) -> None:
-        outputs.write_row(item[0], dest, item[1], (fmt,), store)
+        write_row(item[0], dest, item[1], (fmt,), store)
 
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
         for lo in range(0, rows.num_rows, FILE_BATCH_ROWS):

@@ -4,7 +4,7 @@ The origin script's single-machine use, done the project's way: files are fetche
 and decoded, windows from all of them are packed into full batches, one JSON line per
 file is written (errors included), and a summary line gives files ok / failed, audio
 seconds, wall seconds and RTFx. With ``--output-format``, each file that was read also
-gets whisper's files (:mod:`jobs.report.outputs`, named by :func:`jobs.report.output_names.audio_names`);
+gets whisper's files (:mod:`jobs.report.formats`, named by :func:`jobs.report.format_names.audio_names`);
 one that failed gets none and its error on stderr.
 """
 
@@ -24,8 +24,8 @@ from asr_actor.schema import DURATION, ERROR, ID, LANGUAGE, SEGMENTS, TEXT, URI
 from asr_actor.transcriber import Transcriber
 from asr_actor import storage
 from jobs.store.fetch import fetch_batch
-from jobs.report.output_names import audio_names
-from jobs.report.outputs import FILE_FORMATS, write_row
+from jobs.report.format_names import audio_names
+from jobs.report.formats import FILE_FORMATS, write_row
 from jobs.run.progress import Progress
 
 LINE_COLUMNS = (ID, TEXT, SEGMENTS, LANGUAGE, DURATION, ERROR)  # one JSON line per file

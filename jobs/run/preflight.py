@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asr_actor.config import TranscriberConfig
-from asr_actor.model import ModelLoadError
+from asr_actor.model import ModelLoadError, english_only_problem
 from asr_actor.model_plan import ModelPlan, plan_model
 from asr_actor.vad import check_available
 from jobs.config import JobConfig
@@ -35,11 +35,9 @@ class Checked:
 def _check_task(cfg: JobConfig, plan: ModelPlan) -> None:
     if plan.multilingual:
         return
-    d = cfg.decoding
-    if d.task == "translate":
-        raise ModelLoadError(f"model {cfg.model.id} is English-only and cannot translate (decoding.task)")
-    if d.language not in (None, "en"):
-        raise ModelLoadError(f"model {cfg.model.id} is English-only, cannot take decoding.language {d.language!r}")
+    problem = english_only_problem(cfg.model.id, cfg.decoding.task, cfg.decoding.language, key_prefix="decoding.")
+    if problem:
+        raise ModelLoadError(problem)
 
 
 def preflight(cfg: JobConfig) -> Checked:

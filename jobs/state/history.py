@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asr_actor.schema import ERROR, ID, TRANSCRIBED_AT
-from asr_actor import storage
 from jobs.state.arrow_ops import first_of_each, flag
 from asr_actor.storage import Store
 from jobs.state.run_folder import RunFolder

@@ -77,7 +77,7 @@ def _loaded(batch_size: int):
 
 def _bare(files: Files, batch_size: int) -> Callable[[Files], Outcome]:
     """The job's own windows and ``generate`` call, in one process, on pre-computed features."""
-    from asr_actor.decoding import generate_kwargs, generate_segments
+    from asr_actor.generation import generate_kwargs, generate_segments
     from asr_actor.features import LogMel
     from asr_actor.windows import plan_windows
 

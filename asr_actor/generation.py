@@ -1,8 +1,10 @@
 """Run the model: full batches of 30 s windows through ``generate``, and language detection.
 
-Windows from many files are decoded together. A batch that fails (out of memory, a
+Windows from many files share each batch. A batch that fails (out of memory, a
 kernel error) is split in halves and retried, so one bad window costs only itself: it
-comes back as an error string naming the stage, never as an exception.
+comes back as an error string naming the stage, never as an exception. (Named for
+``generate``: "decode" in this project is the audio's, :mod:`asr_actor.audio`; the
+options keep Whisper's word, ``decoding:`` and :class:`asr_actor.config.DecodingConfig`.)
 """
 
 from __future__ import annotations
@@ -281,7 +283,7 @@ def run_in_batches(
     return results
 
 
-def decode_windows(
+def generate_windows(
     loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingConfig,
     on_windows: Callable[[int], None] | None = None,
 ) -> list[Decoded | str]:

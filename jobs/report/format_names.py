@@ -1,4 +1,4 @@
-"""What each per-file output is called (the formats are :mod:`jobs.report.outputs`).
+"""What each per-file output is called (the formats are :mod:`jobs.report.formats`).
 
 ``transcribe``: openai-whisper's rule, the audio file's name without its extension
 (``a/x.wav`` -> ``x``). Two inputs with the same such name would write the same file:
