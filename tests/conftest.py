@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,24 @@ def cpu_dtype() -> str:
 
 def reference_text(audio: Path) -> str:
     return audio.with_suffix(".txt").read_text(encoding="utf-8").strip()
+
+
+_ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| [\d.]+ \| (?P<words>\d+) \| (?P<errors>\d+) \| [\d.]+ \|")
+
+
+def measured() -> dict[str, tuple[int, int]]:
+    """name -> (reference words, errors) as written in tests/data/README.md."""
+    rows = {}
+    for line in (DATA / "README.md").read_text(encoding="utf-8").splitlines():
+        if m := _ROW.match(line):
+            rows[m["name"]] = (int(m["words"]), int(m["errors"]))
+    return rows
+
+
+def allowed_errors(name: str) -> int:
+    """The most errors a transcript of good fixture ``name`` may have: as measured, plus one word or 1% of its words."""
+    words, errors = measured()[name]
+    return errors + max(1, math.ceil(0.01 * words))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import cli
+
 BIN = Path(sys.executable).parent
 S3_KEY_ID = "asr-test-key"
 S3_SECRET = "asr-test-secret-4f7d9c"  # must never appear in any output of the job
@@ -110,8 +112,7 @@ def run_local_job(cache: Path, manifest: Path, output: Path, run_id: str, *sets:
     env = job_env({}, cache)
     args = ["run", "configs/local.yaml", "--input", str(manifest), "--output", str(output), "--run-id", run_id]
     try:
-        return subprocess.run([sys.executable, "-m", "jobs.cli", *args, *(x for s in sets for x in ("--set", s))],
-                              env=env, capture_output=True, text=True, timeout=600)
+        return cli.run(*args, *(x for s in sets for x in ("--set", s)), env=env, timeout=600)
     finally:
         ray_stop(env)
 

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
 
+import cli
 from conftest import BAD, GOOD, cpu_dtype
-
-
-def _cli(*args, env_dir):
-    import os
-
-    env = {**os.environ, "ASR_BATCH_CACHE": str(env_dir)}
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True, text=True, env=env)
 
 
 def test_transcribe_writes_one_line_per_file_and_a_summary(offline_model_dir, tmp_path):
     out_file = tmp_path / "out.jsonl"
     files = [GOOD / "flac16k_mono.flac", BAD / "empty.wav", tmp_path / "missing.wav"]
-    proc = _cli("transcribe", "--model", str(offline_model_dir), *map(str, files), "-o", str(out_file), env_dir=tmp_path)
+    proc = cli.run("transcribe", "--model", str(offline_model_dir), *map(str, files), "-o", str(out_file), cache=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert [r["id"] for r in rows] == [str(f) for f in files]
@@ -33,13 +26,13 @@ def test_transcribe_writes_one_line_per_file_and_a_summary(offline_model_dir, tm
 
 
 def test_bad_options_exit_2_with_one_line(tmp_path):
-    proc = _cli("transcribe", "--batch-size", "0", str(GOOD), env_dir=tmp_path)
+    proc = cli.run("transcribe", "--batch-size", "0", str(GOOD), cache=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "asr-batch: decoding.batch_size must be >= 1, got 0"
 
 
 def test_version_names_the_engine_without_loading_it(tmp_path):
-    proc = _cli("--version", env_dir=tmp_path)
+    proc = cli.run("--version", cache=tmp_path)
     assert proc.returncode == 0
     line = proc.stdout.strip()
     assert line.startswith("asr-batch 0.") and "torch 2." in line and "transformers 5." in line and "ray 2." in line
@@ -47,11 +40,8 @@ def test_version_names_the_engine_without_loading_it(tmp_path):
 
 
 def test_whisper_short_names_go_to_the_hub_and_an_unreachable_hub_names_the_offline_model(tmp_path):
-    import os
-
-    env = {**os.environ, "ASR_BATCH_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "transcribe", "--model", "large-v3", str(GOOD / "wav8k_mono.wav")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = cli.run("transcribe", "--model", "large-v3", str(GOOD / "wav8k_mono.wav"), env=env, cache=tmp_path, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "asr-batch: cannot load Whisper model 'openai/whisper-large-v3': the Hugging Face hub cannot be reached and the "

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+import cli
 from asr_actor.config import WHISPER_NAMES, ConfigError, DecodingConfig, ModelConfig, TranscriberConfig
 from asr_actor.dummy import DummyModelError, architecture, dummy_folder, label, named_architecture
 from asr_actor.features import LogMel
@@ -138,8 +137,8 @@ def test_a_dummy_job_marks_its_rows_and_evaluate_refuses_it(asr_cache, tmp_path)
     assert (recorded["load_format"], recorded["dummy_tokens"]) == ("dummy", TOKENS)
     refs = tmp_path / "refs.jsonl"
     refs.write_text("".join(json.dumps({"id": p.stem, "text": "hello"}) + "\n" for p in paths))
-    evaluated = subprocess.run([sys.executable, "-m", "jobs.cli", "evaluate", str(tmp_path / "runs/d"), "--references", str(refs)],
-                               env=job_env({}, asr_cache), capture_output=True, text=True, timeout=120)
+    evaluated = cli.run("evaluate", str(tmp_path / "runs/d"), "--references", str(refs), env=job_env({}, asr_cache),
+                        timeout=120)
     assert evaluated.returncode == 2 and evaluated.stdout == ""
     assert evaluated.stderr.strip().splitlines() == [
         f"asr-batch: {tmp_path / 'runs/d'}: the run used dummy weights (dummy:openai/whisper-tiny); their text means nothing"]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import cli
 from conftest import GOOD
 from servers import Outage, job_env, ray_stop, s3_client, s3_server
 
@@ -59,10 +58,6 @@ def _ids_in_s3(client, run: str) -> list[str]:
     return [i for k in parts for i in pq.read_table(body(k), columns=["id"]).column("id").to_pylist()]
 
 
-def _cli(*args):
-    return [sys.executable, "-m", "jobs.cli", *args]
-
-
 def _wait(condition, proc, timeout_s=300):
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -75,9 +70,8 @@ def test_an_s3_outage_mid_run_is_ridden_out(store):
     """Input and output on S3; the endpoint refuses every connection for 15 s after the first part."""
     client, relay, env = store
     keys = _upload(client, 10)
-    proc = subprocess.Popen(_cli("run", "configs/local.yaml", "--input", f"s3://{BUCKET}/in/", "--output",
-                                 f"s3://{BUCKET}/runs", "--run-id", "r", "--set", "stages.write.batch_size=2"),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli.start("run", "configs/local.yaml", "--input", f"s3://{BUCKET}/in/", "--output", f"s3://{BUCKET}/runs",
+                     "--run-id", "r", "--set", "stages.write.batch_size=2", env=env)
     _wait(lambda: _keys(client, "runs/r/data/"), proc)
     relay.down()
     time.sleep(15)
@@ -94,9 +88,8 @@ def test_input_unreachable_past_the_budget_gives_transient_rows_that_resume_retr
     env = {**env, "AWS_MAX_ATTEMPTS": "1"}  # one try per client call: the job's own retry is what is tested
     keys = _upload(client, 4)
     run = tmp_path / "runs" / "r"
-    proc = subprocess.Popen(_cli("run", "configs/local.yaml", "--input", f"s3://{BUCKET}/in/", "--output",
-                                 str(tmp_path / "runs"), "--run-id", "r", "--set", "storage.retry_s=2"),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli.start("run", "configs/local.yaml", "--input", f"s3://{BUCKET}/in/", "--output", str(tmp_path / "runs"),
+                     "--run-id", "r", "--set", "storage.retry_s=2", env=env)
     _wait(lambda: (run / "run.json").exists(), proc)
     relay.down()
     out, err = proc.communicate(timeout=600)
@@ -108,7 +101,7 @@ def test_input_unreachable_past_the_budget_gives_transient_rows_that_resume_retr
 
     relay.up()
     ray_stop(env)
-    done = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
+    done = cli.run("resume", str(run), env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith(f"done: {len(keys)} ok, 0 failed, 0 skipped"), done.stdout
     final = pa.concat_tables([pq.read_table(p) for p in (run / "data").glob("part-*.parquet")])
@@ -123,10 +116,9 @@ def test_output_unreachable_past_the_budget_stops_with_one_line_then_resume_fini
     lines = [json.dumps({"id": f"rec-{i}", "uri": str(GOOD / SHORT[i % len(SHORT)])}) for i in range(10)]
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     run = f"s3://{BUCKET}/runs/w"
-    proc = subprocess.Popen(_cli("run", "configs/local.yaml", "--input", str(tmp_path / "m.jsonl"), "--output",
-                                 f"s3://{BUCKET}/runs", "--run-id", "w", "--set", "storage.retry_s=2",
-                                 "--set", "stages.write.batch_size=2", "--set", "stages.transcribe.batch_size=2"),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli.start("run", "configs/local.yaml", "--input", str(tmp_path / "m.jsonl"), "--output", f"s3://{BUCKET}/runs",
+                     "--run-id", "w", "--set", "storage.retry_s=2", "--set", "stages.write.batch_size=2",
+                     "--set", "stages.transcribe.batch_size=2", env=env)
     _wait(lambda: _keys(client, "runs/w/data/"), proc)
     relay.down()
     out, err = proc.communicate(timeout=600)
@@ -138,6 +130,6 @@ def test_output_unreachable_past_the_budget_stops_with_one_line_then_resume_fini
 
     relay.up()
     ray_stop(env)
-    done = subprocess.run(_cli("resume", run), env=env, capture_output=True, text=True, timeout=600)
+    done = cli.run("resume", run, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(_ids_in_s3(client, "runs/w")) == sorted(f"rec-{i}" for i in range(10))

@@ -13,8 +13,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pyarrow as pa
@@ -22,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from asr_actor.wer import word_errors
+import cli
 from conftest import BAD, GOOD, reference_text
 from servers import job_env, ray_stop, s3_client, s3_server
 
@@ -50,14 +49,10 @@ def _put(client, files):
         client.put_object(Bucket=BUCKET, Key=f"audio/{name}", Body=path.read_bytes())
 
 
-def _cli(*args):
-    return [sys.executable, "-m", "jobs.cli", *args]
-
-
 def _night(env, run_id, *sets, check=True):
     args = ["run", "configs/local.yaml", "--input", f"s3://{BUCKET}/audio/", "--output", ROOT, "--run-id", run_id,
             "--incremental", "--set", "incremental.max_attempts=2", *(a for s in sets for a in ("--set", s))]
-    proc = subprocess.run(_cli(*args), env=env, capture_output=True, text=True, timeout=900)
+    proc = cli.run(*args, env=env, timeout=900)
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -68,8 +63,7 @@ def _json(client, key):
 
 
 def _export(client, env, dest) -> dict[str, dict]:
-    proc = subprocess.run(_cli("export", ROOT, "--to", f"s3://{BUCKET}/{dest}"), env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = cli.run("export", ROOT, "--to", f"s3://{BUCKET}/{dest}", env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=f"{dest}/")["Contents"]]
     table = pa.concat_tables([pq.read_table(io.BytesIO(client.get_object(Bucket=BUCKET, Key=k)["Body"].read())) for k in keys])
@@ -126,7 +120,7 @@ def test_a_second_job_on_the_root_is_refused_and_a_killed_night_resumes(bucket, 
     args = ["run", "configs/local.yaml", "--input", f"s3://{BUCKET}/audio/", "--output", ROOT, "--run-id", "n4",
             "--incremental", "--set", "decoding.num_beams=3", "--set", "lock_ttl_s=3",
             "--set", "stages.transcribe.batch_size=2", "--set", "stages.write.batch_size=1"]
-    proc = subprocess.Popen(_cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = cli.start(*args, env=env, capture=False, new_session=True)
     deadline = time.monotonic() + 300
     while not client.list_objects_v2(Bucket=BUCKET, Prefix="runs/n4/data/").get("Contents"):
         assert proc.poll() is None and time.monotonic() < deadline
@@ -140,8 +134,7 @@ def test_a_second_job_on_the_root_is_refused_and_a_killed_night_resumes(bucket, 
     proc.wait()
     ray_stop(env)
     time.sleep(4)  # past lock_ttl_s: the dead night's lock is stale
-    resumed = subprocess.run(_cli("resume", f"{ROOT}/n4", "--break-lock"), env=env, capture_output=True, text=True,
-                             timeout=900)
+    resumed = cli.run("resume", f"{ROOT}/n4", "--break-lock", env=env, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not client.list_objects_v2(Bucket=BUCKET, Prefix="runs/_LOCK").get("Contents")  # released
     rows = _export(client, env, "export-4")

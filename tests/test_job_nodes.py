@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
+import cli
 from conftest import BAD, GOOD
 from servers import cluster_command, job_env, ray_stop, two_node_cluster
 
@@ -39,10 +39,6 @@ def _manifest(tmp: Path, n: int = 16) -> list[str]:
 
 def _ids(run: Path) -> list[str]:
     return [i for p in sorted((run / "data").glob("part-*.parquet")) for i in pq.read_table(p, columns=["id"]).column("id").to_pylist()]
-
-
-def _cli(*args):
-    return [sys.executable, "-m", "jobs.cli", *args]
 
 
 def _parts(run: Path) -> int:
@@ -94,11 +90,10 @@ def _check_finished(proc: subprocess.Popen, run: Path, ids: list[str], recoverie
 
 
 def _local_job(tmp_path: Path, env, *sets: str) -> subprocess.Popen:
-    return subprocess.Popen(_cli("run", "configs/local.yaml", "--input", str(tmp_path / "m.jsonl"), "--output",
-                                 str(tmp_path / "runs"), "--run-id", "r", "--set", "stages.transcribe.batch_size=2",
-                                 "--set", "stages.write.batch_size=2", "--set", f"ray.no_progress_timeout_s={NO_PROGRESS_S}",
-                                 *(x for s in sets for x in ("--set", s))),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return cli.start("run", "configs/local.yaml", "--input", str(tmp_path / "m.jsonl"), "--output", str(tmp_path / "runs"),
+                     "--run-id", "r", "--set", "stages.transcribe.batch_size=2", "--set", "stages.write.batch_size=2",
+                     "--set", f"ray.no_progress_timeout_s={NO_PROGRESS_S}", *(x for s in sets for x in ("--set", s)),
+                     env=env)
 
 
 def test_a_killed_model_actor_is_recovered_from(env, tmp_path):
@@ -131,9 +126,8 @@ def test_a_lost_worker_node_is_recovered_from_on_the_two_cpus_left(env, tmp_path
     run = tmp_path / "runs" / "r"
     with two_node_cluster(env, HEAD_CPUS, WORKER_CPUS) as (address, host):
         # A plain local path, on a cluster of several nodes, is refused before anything is written.
-        local = subprocess.run(_cli("run", "configs/local.yaml", "--input", str(tmp_path / "m.jsonl"), "--output",
-                                    str(tmp_path / "runs"), "--set", f"ray.address={address}"),
-                               env=env, capture_output=True, text=True, timeout=300)
+        local = cli.run("run", "configs/local.yaml", "--input", str(tmp_path / "m.jsonl"), "--output",
+                        str(tmp_path / "runs"), "--set", f"ray.address={address}", env=env, timeout=300)
         assert local.returncode == 2, local.stderr[-2000:]
         assert local.stderr.strip().splitlines()[-1].startswith(
             f"asr-batch: --input {tmp_path / 'm.jsonl'} is a path on this node, and the cluster has 2 nodes")
@@ -141,12 +135,11 @@ def test_a_lost_worker_node_is_recovered_from_on_the_two_cpus_left(env, tmp_path
 
         assert cluster_command(host, "hold-head") == "held"  # every worker of the job goes to the worker node
         # file:// says every node mounts the folder (here both nodes share this machine's disk).
-        proc = subprocess.Popen(_cli("run", "configs/local.yaml", "--input", f"file://{tmp_path / 'm.jsonl'}",
-                                     "--output", f"file://{tmp_path / 'runs'}", "--run-id", "r",
-                                     "--set", f"ray.address={address}", "--set", "stages.transcribe.num_cpus=1",
-                                     "--set", "stages.transcribe.batch_size=2", "--set", "stages.write.batch_size=2",
-                                     "--set", "ray.capacity_wait_s=30", "--set", f"ray.no_progress_timeout_s={NO_PROGRESS_S}"),
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = cli.start("run", "configs/local.yaml", "--input", f"file://{tmp_path / 'm.jsonl'}",
+                         "--output", f"file://{tmp_path / 'runs'}", "--run-id", "r",
+                         "--set", f"ray.address={address}", "--set", "stages.transcribe.num_cpus=1",
+                         "--set", "stages.transcribe.batch_size=2", "--set", "stages.write.batch_size=2",
+                         "--set", "ray.capacity_wait_s=30", "--set", f"ray.no_progress_timeout_s={NO_PROGRESS_S}", env=env)
         killed = cluster_command(host, "kill-worker CpuWorker ModelWorker")  # as soon as both work there
         assert killed.startswith("killed ") and {"CpuWorker", "ModelWorker"} <= set(killed.split(": ")[1].split(", "))
         _check_finished(proc, run, ids)  # 2 CPUs left: one model actor and one CPU worker, the writer's share down to 0

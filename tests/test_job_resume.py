@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+import cli
 from conftest import BAD, GOOD
 from servers import job_env, ray_stop
 
@@ -56,17 +55,13 @@ def env(asr_cache, offline_model_dir):
     ray_stop(e)
 
 
-def _cli(*args):
-    return [sys.executable, "-m", "jobs.cli", *args]
-
-
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_kill_anywhere_then_resume_gives_each_id_once(point, env, tmp_path):
     ids = _manifest(tmp_path)
     run = tmp_path / "runs" / "nightly"
     args = ["run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"), "--output", str(tmp_path / "runs"),
             "--run-id", "nightly", "--set", "stages.write.batch_size=2", "--set", "stages.transcribe.batch_size=2"]
-    proc = subprocess.Popen(_cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = cli.start(*args, env=env, capture=False, new_session=True)
     deadline = time.monotonic() + 300
     while not KILL_POINTS[point](run):
         assert proc.poll() is None, "the job ended before the kill point"
@@ -78,12 +73,12 @@ def test_kill_anywhere_then_resume_gives_each_id_once(point, env, tmp_path):
     assert not (run / "_SUCCESS").exists()
     before = _ids_in(run)
     assert len(before) < len(ids)
-    killed = subprocess.run(_cli("status", str(run), "--json"), env=env, capture_output=True, text=True, timeout=120)
+    killed = cli.run("status", str(run), "--json", env=env, timeout=120)
     figures = json.loads(killed.stdout)  # what a user asks of the killed run: from its folder alone
     assert figures["state"] == "incomplete" and figures["resume"].startswith(f"asr-batch resume {run}")
     assert figures["ok"] + figures["failed"] == len(set(before)) and figures["remaining"] == len(ids) - len(set(before))
 
-    done = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
+    done = cli.run("resume", str(run), env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     after = _ids_in(run)
     assert sorted(after) == sorted(ids)  # every id, exactly once, nothing else
@@ -92,20 +87,18 @@ def test_kill_anywhere_then_resume_gives_each_id_once(point, env, tmp_path):
     assert success["ok"] + success["failed"] + success["skipped"] == len(ids)  # counted once each
     assert success["run_failed"] == 2 and success["run_ok"] == len(ids) - 2
 
-    again = subprocess.run(_cli("resume", str(run)), env=env, capture_output=True, text=True, timeout=600)
+    again = cli.run("resume", str(run), env=env, timeout=600)
     assert again.returncode == 0 and sorted(_ids_in(run)) == sorted(ids)
     assert f"{len(ids)} already done, 0 to do" in again.stderr
-    finished = json.loads(subprocess.run(_cli("status", str(tmp_path / "runs"), "--json"), env=env, capture_output=True,
-                                         text=True, timeout=120).stdout)
+    finished = json.loads(cli.run("status", str(tmp_path / "runs"), "--json", env=env, timeout=120).stdout)
     assert [(r["run_id"], r["state"], r["remaining"]) for r in finished["runs"]] == [("nightly", "complete", 0)]
 
 
 def test_resume_refuses_settings_that_change_the_transcripts(env, offline_model_dir, tmp_path):
     ids = _manifest(tmp_path)
     run = tmp_path / "runs" / "r"
-    proc = subprocess.Popen(_cli("run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"),
-                                 "--output", str(tmp_path / "runs"), "--run-id", "r"),
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = cli.start("run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"), "--output",
+                     str(tmp_path / "runs"), "--run-id", "r", env=env, capture=False, new_session=True)
     deadline = time.monotonic() + 120
     while not KILL_POINTS["after-plan"](run):
         assert proc.poll() is None and time.monotonic() < deadline
@@ -115,7 +108,7 @@ def test_resume_refuses_settings_that_change_the_transcripts(env, offline_model_
     ray_stop(env)
     recorded = json.loads((run / "run.json").read_text())
     for change, key in ((f"model.id={offline_model_dir}", "model.model_id"), ("decoding.num_beams=2", "decoding.num_beams")):
-        refused = subprocess.run(_cli("resume", str(run), "--set", change), env=env, capture_output=True, text=True, timeout=300)
+        refused = cli.run("resume", str(run), "--set", change, env=env, timeout=300)
         assert refused.returncode == 2, refused.stderr[-2000:]
         assert len(refused.stderr.strip().splitlines()) == 1 and f"would change the transcripts ({key}:" in refused.stderr
     assert json.loads((run / "run.json").read_text()) == recorded and not _parts(run)  # nothing was written
@@ -139,9 +132,8 @@ def test_a_model_that_cannot_load_in_the_job_is_one_line_and_resumable(env, offl
     (broken / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
     _manifest(tmp_path)
     run = tmp_path / "runs" / "broken"
-    proc = subprocess.run(_cli("run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"),
-                               "--output", str(tmp_path / "runs"), "--run-id", "broken", "--set", f"model.id={broken}"),
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = cli.run("run", "configs/local.yaml", "--input", str(tmp_path / "manifest.jsonl"), "--output",
+                   str(tmp_path / "runs"), "--run-id", "broken", "--set", f"model.id={broken}", env=env, timeout=600)
     ray_stop(env)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,6 +12,7 @@ import pytest
 from asr_actor.storage import Store
 from asr_actor.schema import output_schema
 from asr_actor.wer import word_errors
+import cli
 from conftest import BAD, cpu_dtype, good_fixtures, reference_text
 from servers import S3_SECRET, job_env, ray_stop, s3_client, s3_server
 
@@ -43,7 +42,7 @@ def _read_run(client, prefix: str) -> tuple[pa.Table, list[pa.Schema]]:
 
 
 def _run(env, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
+    return cli.run(*args, env=env, timeout=timeout)
 
 
 BAD_NAMES = ["empty.wav", "truncated.flac", "random_bytes.wav", "text_file.m4a", "no_audio_stream.mp4"]

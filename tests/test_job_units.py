@@ -19,6 +19,7 @@ from jobs.store.fetch import fetch_batch
 from jobs.run.fingerprint import changed, fingerprint, fingerprint_inputs
 from jobs.store.manifest import ManifestError, read_manifest
 from jobs.state.run_folder import RunFolder
+import cli
 from conftest import GOOD, good_fixtures
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
@@ -248,15 +249,11 @@ def test_idle_priority_applies_to_the_calling_thread_only():
 
 
 def test_evaluate_on_a_run_with_no_rows_is_one_line_and_exit_2(tmp_path):
-    import subprocess
-    import sys
-
     folder = RunFolder(str(tmp_path / "run"))
     folder.write_json("run.json", {"run_id": "run"})
     refs = tmp_path / "refs.csv"
     refs.write_text("id,text\n001,hello\n")
-    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "evaluate", folder.uri, "--references", str(refs)],
-                          capture_output=True, text=True, timeout=120)
+    proc = cli.run("evaluate", folder.uri, "--references", str(refs), timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"asr-batch: {folder.uri}: the run has no transcript rows (data/ is empty or missing)"
 
@@ -315,12 +312,8 @@ def test_relative_paths_are_anchored_to_the_current_folder(tmp_path, monkeypatch
 
 
 def test_an_output_that_cannot_hold_runs_is_one_line_and_exit_2(tmp_path):
-    import subprocess
-    import sys
-
     (tmp_path / "a-file").write_text("not a folder")
-    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "configs/local.yaml", "--output",
-                           str(tmp_path / "a-file" / "runs"), "--run-id", "r"], capture_output=True, text=True, timeout=300)
+    proc = cli.run("run", "configs/local.yaml", "--output", str(tmp_path / "a-file" / "runs"), "--run-id", "r", timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"asr-batch: --output {tmp_path / 'a-file' / 'runs'}: cannot hold run folders "
                                    "(NotADirectoryError: Not a directory)")

@@ -16,6 +16,7 @@ from asr_actor.offline import folder as offline
 from asr_actor.offline.folder import MARKER, OfflineModelMissing, prepare_offline_model, source_dir
 from asr_actor.offline.reader import read_model_bin
 from asr_actor.offline.spec import convert_whisper_spec
+import cli
 from servers import job_env
 
 
@@ -141,8 +142,6 @@ def test_missing_offline_extra_is_one_line_and_exit_2(command, tmp_path):
 
 
 def test_cli_prints_the_cached_folder(offline_model_dir, asr_cache):
-    out = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "prepare-offline-model"], check=True, capture_output=True, text=True,
-        env=job_env({}, asr_cache),
-    )
+    out = cli.run("prepare-offline-model", env=job_env({}, asr_cache))
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(offline_model_dir)

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pysubs2
 import pytest
 
+import cli
 from conftest import BAD, GOOD
 
 SPEECH = [GOOD / "wav16k_mono.wav", GOOD / "silence_inside_speech.flac", GOOD / "flac16k_mono.flac"]
-
-
-def _cli(*args: str, cache: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    path = [str(Path(__file__).parents[1]), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env = {**os.environ, "ASR_BATCH_CACHE": str(cache), "PYTHONPATH": os.pathsep.join(path)}  # this checkout's code
-    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True, text=True, env=env, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +22,7 @@ def whisper_files(offline_model_dir, asr_cache, tmp_path_factory):
     """One ``transcribe`` with whisper's spellings: every format into subs/, the JSON lines into -o."""
     tmp = tmp_path_factory.mktemp("transcribe-outputs")
     inputs = [*SPEECH, BAD / "empty.wav"]
-    proc = _cli("transcribe", "--model", str(offline_model_dir), *map(str, inputs), "--output_format", "all",
+    proc = cli.run("transcribe", "--model", str(offline_model_dir), *map(str, inputs), "--output_format", "all",
                 "--output_dir", str(tmp / "subs"), "-o", str(tmp / "out.jsonl"), cache=asr_cache)
     assert proc.returncode == 0, proc.stderr
     rows = {Path(r["id"]).stem: r for r in map(json.loads, (tmp / "out.jsonl").read_text().splitlines())}
@@ -86,7 +78,7 @@ def test_json_is_the_row_and_a_failed_file_gets_no_files_but_its_error_on_stderr
     (["--output-dir", "subs"], "asr-batch: --output-dir needs --output-format (txt, srt, vtt, tsv, json or all)"),
 ])
 def test_outputs_it_would_not_write_are_refused_before_any_work(tmp_path, args, message):
-    proc = _cli("transcribe", str(GOOD / "wav16k_mono.wav"), *args, cache=tmp_path, cwd=tmp_path)
+    proc = cli.run("transcribe", str(GOOD / "wav16k_mono.wav"), *args, cache=tmp_path, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [message]
     assert list(tmp_path.iterdir()) == []  # no model cache, no output file
@@ -96,7 +88,7 @@ def test_two_inputs_of_the_same_name_are_refused_naming_both(tmp_path):
     for folder, audio in (("a", GOOD / "wav16k_mono.wav"), ("b", GOOD / "flac16k_mono.flac")):
         (tmp_path / folder).mkdir()
         shutil.copy(audio, tmp_path / folder / f"x{audio.suffix}")
-    proc = _cli("transcribe", "a/x.wav", "b/x.flac", "--model", "/no/such/model", "--output-format", "srt",
+    proc = cli.run("transcribe", "a/x.wav", "b/x.flac", "--model", "/no/such/model", "--output-format", "srt",
                 "--output-dir", "subs", cache=tmp_path, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
@@ -186,7 +178,7 @@ def test_export_writes_one_file_per_ok_row_named_by_id_and_counts_the_error_rows
 
 
 def test_export_from_the_cli_prints_the_figures(run_folder, tmp_path, asr_cache):
-    proc = _cli("export", run_folder[0], "--to", str(tmp_path / "srt"), "--format", "srt", cache=asr_cache)
+    proc = cli.run("export", run_folder[0], "--to", str(tmp_path / "srt"), "--format", "srt", cache=asr_cache)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
     assert (figures["files"], figures["skipped_errors"], figures["format"]) == (2, 1, "srt")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -46,6 +48,11 @@ def _part(folder, ids, when, error=None, kind=None, duration_s=30.0):
     folder.write_part(to_table(rows, output_schema(None), stamp, when))
 
 
+def _holder(lock) -> str:
+    """How status names a lock this test process holds: its host and pid, and the heartbeat's age it reports."""
+    return f"{socket.gethostname()} (pid {os.getpid()}), heartbeat {round(lock['heartbeat_age_s'])} s ago"
+
+
 def _finish(folder, when):
     folder.deduplicate()
     folder.write_json(SUCCESS, {**summarize(folder.keys(), EMPTY), "finished_at": when.isoformat()})
@@ -63,9 +70,14 @@ def test_a_finished_run(tmp_path):
     assert f["audio_hours"] == round(90 / 3600, 4)
     assert f["started_at"] == T0.isoformat() and f["finished_at"] == (T0 + timedelta(minutes=8)).isoformat()
     assert f["last_part_at"] == (T0 + timedelta(minutes=7)).isoformat() and f["last_part_age_s"] == 53 * 60
-    text = format_status(f)
-    assert "state      complete, finished 2026-11-27 09:08:00Z" in text
-    assert "files      4 in the manifest: 3 ok, 1 failed, 0 remaining" in text
+    assert format_status(f).splitlines() == [
+        f"run        n1  {folder.uri}",
+        "state      complete, finished 2026-11-27 09:08:00Z",
+        "started    2026-11-27 09:00:00Z",
+        "files      4 in the manifest: 3 ok, 1 failed, 0 remaining",
+        "audio      0.025 h transcribed",  # 3 ok rows of 30 s
+        "last part  2026-11-27 09:07:00Z, 53 min ago",  # seen at 10:00
+        "errors     1  decode: no audio stream  (e.g. id f003)"]
 
 
 def test_a_killed_run_is_incomplete_and_says_how_to_resume(tmp_path):
@@ -77,9 +89,15 @@ def test_a_killed_run_is_incomplete_and_says_how_to_resume(tmp_path):
     assert f["state"] == "incomplete" and f["lock"] is None
     assert (f["ok"], f["failed"], f["transient"], f["remaining"]) == (3, 1, 1, 6)
     assert f["resume"] == f"asr-batch resume {folder.uri}" and f["rate"] is None
-    text = format_status(f)
-    assert f"state      incomplete (not running): asr-batch resume {folder.uri} finishes it" in text
-    assert "1 failed (1 transient: resume retries them), 6 remaining" in text
+    assert format_status(f).splitlines() == [
+        f"run        n2  {folder.uri}",
+        f"state      incomplete (not running): asr-batch resume {folder.uri} finishes it",
+        "started    2026-11-27 09:00:00Z",
+        "files      10 in the manifest: 3 ok, 1 failed (1 transient: resume retries them), 6 remaining",
+        "audio      0.025 h transcribed",  # 3 ok rows of 30 s
+        "last part  2026-11-27 09:02:00Z, 28 min ago",  # seen at 09:30
+        "errors     1  fetch: the store was unreachable through … tries in … s (ConnectionRefusedError: Connection "
+        "refused)  (e.g. id f003)"]
 
     lock = RootLock(str(tmp_path), "n2", ttl_s=300, store=Store(1))  # its job died holding the lock: 10 minutes silent
     lock.acquire()
@@ -113,9 +131,17 @@ def test_a_running_run_has_a_rate_and_an_eta(tmp_path):
         assert f["rate"] == {"files_per_s": 0.333, "rtfx": 10.0, "window_s": 90.0, "files": 30}
         assert f["eta_s"] == 150.0
         assert f["eta_at"] == (now + timedelta(seconds=5 + f["eta_s"])).isoformat()
-        text = format_status(f)
-        assert "rate       0.33 files/s, RTFx 10 (the last 90 s of parts)" in text
-        assert "eta        2 min 30 s, " in text and "state      running on " in text
+        assert f["lock"]["heartbeat_age_s"] >= 5  # taken before ``now``, read 5 s after it
+        when = lambda t: t.strftime("%Y-%m-%d %H:%M:%SZ")  # noqa: E731
+        assert format_status(f).splitlines() == [
+            f"run        n3  {folder.uri}",
+            f"state      running on {_holder(f['lock'])}",
+            "started    2026-11-27 09:00:00Z",
+            "files      100 in the manifest: 50 ok, 0 failed, 50 remaining",
+            "audio      0.4167 h transcribed",  # 50 ok rows of 30 s: 1500 s
+            f"last part  {when(now)}, 5 s ago",
+            "rate       0.33 files/s, RTFx 10 (the last 90 s of parts)",
+            f"eta        2 min 30 s, {when(now + timedelta(seconds=5 + 150))}"]  # 50 files left at 1/3 file/s
     finally:
         lock.release()
 
@@ -140,12 +166,13 @@ def test_an_output_root_has_one_line_per_run_and_its_lock_holder(tmp_path):
     assert [(r["run_id"], r["state"], r["ok"], r["failed"], r["remaining"]) for r in f["runs"]] == [
         ("night-1", "complete", 3, 0, 0), ("night-2", "incomplete", 0, 1, 2), ("night-3", "running", 2, 0, 3)]
     lines = format_status(f).splitlines()
-    assert lines[0] == f"root       {tmp_path}" and lines[1].startswith("lock       run night-3 on ")
-    assert lines[2].split() == ["RUN", "STATE", "OK", "FAILED", "REMAINING", "STARTED", "FINISHED", "/", "LAST", "PART"]
-    assert [line.split()[:5] for line in lines[3:]] == [["night-1", "complete", "3", "0", "0"],
-                                                        ["night-2", "incomplete", "0", "1", "2"],
-                                                        ["night-3", "running", "2", "0", "3"]]
-    assert lines[3].endswith("2026-11-27 09:02:00Z") and lines[4].endswith("2026-11-28 09:01:00Z")  # finished / last part
+    assert lines == [  # started; finished (night-1) or the last part
+        f"root       {tmp_path}",
+        f"lock       run night-3 on {_holder(f['lock'])} (live)",
+        "RUN      STATE       OK  FAILED  REMAINING  STARTED               FINISHED / LAST PART",
+        "night-1  complete     3       0          0  2026-11-27 09:00:00Z  2026-11-27 09:02:00Z",
+        "night-2  incomplete   0       1          2  2026-11-28 09:00:00Z  2026-11-28 09:01:00Z",
+        "night-3  running      2       0          3  2026-11-29 09:00:00Z  2026-11-29 09:01:00Z"]
 
 
 def test_errors_are_grouped_by_cause_without_the_per_file_part(tmp_path):
@@ -164,7 +191,13 @@ def test_errors_are_grouped_by_cause_without_the_per_file_part(tmp_path):
         {"cause": "fetch: … is … bytes, over the … byte limit", "count": 2, "example_id": "f003"},
     ]
     assert f["error_causes"] == 3 and f["failed"] == 7
-    assert "errors     3  fetch: object not found  (e.g. id f001)" in format_status(f)
+    assert format_status(f).splitlines()[3:] == [
+        "files      8 in the manifest: 0 ok, 7 failed, 1 remaining",
+        "audio      0 h transcribed",
+        "last part  2026-11-27 09:00:00Z, 0 s ago",
+        "errors     3  fetch: object not found  (e.g. id f001)",  # the lowest id of each cause is its example
+        "           2  decode: truncated data at … s  (e.g. id f006)",
+        "           2  fetch: … is … bytes, over the … byte limit  (e.g. id f003)"]
     shown, total = top_causes(folder.keys(), limit=1)
     assert total == 3 and [s["cause"] for s in shown] == ["fetch: object not found"]
 
@@ -195,7 +228,9 @@ def test_a_row_written_twice_is_counted_once(tmp_path):
     f = status(folder.uri, now=T0 + timedelta(minutes=1))
     assert (f["ok"], f["failed"], f["transient"], f["remaining"], f["duplicate_rows"]) == (4, 0, 0, 1, 2)
     assert f["audio_hours"] == round(4 * 30 / 3600, 4)
-    assert "4 ok, 0 failed, 1 remaining; duplicates in data/: 2 (counted once)" in format_status(f)
+    assert format_status(f).splitlines()[3:5] == [
+        "files      5 in the manifest: 4 ok, 0 failed, 1 remaining; duplicates in data/: 2 (counted once)",
+        "audio      0.0333 h transcribed"]  # f000 to f003 once each: 120 s
 
 
 def test_the_cli_prints_json_and_a_path_that_is_no_run_is_one_line_and_exit_2(tmp_path, capsys):
@@ -209,7 +244,10 @@ def test_the_cli_prints_json_and_a_path_that_is_no_run_is_one_line_and_exit_2(tm
         "rate", "eta_s", "eta_at", "lock", "errors", "error_causes"]
     assert (figures["run_id"], figures["state"], figures["ok"], figures["remaining"]) == ("n6", "incomplete", 1, 1)
     assert main(["status", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines()[3].split()[:2] == ["n6", "incomplete"]
+    lines = capsys.readouterr().out.splitlines()
+    assert (lines[0], lines[1]) == (f"root       {tmp_path}", "lock       none")
+    assert [line.split() for line in lines[3:]] == [  # id, state, ok, failed, remaining, started, last part
+        ["n6", "incomplete", "1", "0", "1", "2026-11-27", "09:00:00Z", "2026-11-27", "09:00:00Z"]]
     nothing = tmp_path / "n6" / "data"  # a folder, but neither a run nor a root of runs
     assert main(["status", str(nothing)]) == 2
     captured = capsys.readouterr()
@@ -217,7 +255,9 @@ def test_the_cli_prints_json_and_a_path_that_is_no_run_is_one_line_and_exit_2(tm
     assert captured.err == (f"asr-batch: {nothing}: neither a run folder (no run.json) nor an output root "
                             "holding run folders\n")
     assert main(["status", str(tmp_path / "missing"), "--json"]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", f"asr-batch: {tmp_path / 'missing'}: neither a run folder (no run.json) "
+                                                "nor an output root holding run folders\n")
 
 
 @pytest.mark.slow  # starts an S3 server
@@ -253,5 +293,11 @@ def test_status_reads_runs_on_s3(tmp_path, monkeypatch, capsys):
     assert [(r["run_id"], r["state"], r["ok"], r["failed"], r["remaining"]) for r in figures["runs"]] == [
         ("night-1", "complete", 1, 1, 0), ("night-2", "running", 1, 0, 2)]
     assert figures["uri"] == root and figures["lock"]["run_id"] == "night-2"
-    assert "state      running on " in text and "files      3 in the manifest: 1 ok, 0 failed, 2 remaining" in text
+    lines = text.splitlines()
+    assert lines[0] == f"run        night-2  {root}/night-2"
+    assert lines[1].startswith(f"state      running on {socket.gethostname()} (pid {os.getpid()}), heartbeat ")
+    assert lines[2:5] == ["started    2026-11-27 09:00:00Z", "files      3 in the manifest: 1 ok, 0 failed, 2 remaining",
+                          "audio      0.0083 h transcribed"]  # one ok row of 30 s
+    assert lines[5].startswith("last part  2026-11-28 09:00:00Z, ")  # so many hours ago: it depends on today
+    assert lines[6:] == ["rate       not yet known (fewer than two parts)"]
     assert S3_SECRET not in text + json.dumps(figures)

@@ -1,12 +1,10 @@
-"""Window planning and segment parsing: pure logic on synthetic signals and token lists."""
+"""Window planning: where 30 s windows are cut, pure logic on synthetic signals."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from asr_actor.audio import SAMPLE_RATE
-from asr_actor.segments import RawSegment, Segment, stitch, to_segments
 from asr_actor.windows import WINDOW_SAMPLES, plan_windows
 
 
@@ -46,64 +44,3 @@ def test_gapless_audio_still_gets_windows_of_at_most_30s():
     windows = plan_windows(w, 20.0)
     _check_cover(windows, len(w))
     assert all(w_.end - w_.start >= 20 * SAMPLE_RATE for w_ in windows[:-1])
-
-
-def _decode(ids):
-    return " ".join(f"w{i}" for i in ids)
-
-
-def test_to_segments_offsets_clamps_and_drops_empty():
-    raw = [RawSegment(0.0, 2.4, [1, 2]), RawSegment(2.4, 2.4, []), RawSegment(2.4, 5.0, [3]), RawSegment(27.0, 30.0, [4])]
-    segs = to_segments(raw, _decode, offset_s=60.0, limit_s=28.0, text_token_limit=100)
-    assert segs == [Segment(60.0, 62.4, "w1 w2"), Segment(62.4, 65.0, "w3"), Segment(87.0, 88.0, "w4")]
-
-
-def test_to_segments_keeps_times_in_order():
-    segs = to_segments([RawSegment(3.0, 4.0, [1]), RawSegment(2.0, 5.0, [2])], _decode, 0.0, 10.0, 100)
-    assert [(s.start, s.end) for s in segs] == [(3.0, 4.0), (4.0, 5.0)]
-
-
-def test_stitch_joins_in_order():
-    text, segs = stitch([[Segment(0, 1, "Hello there.")], [Segment(30, 31, "General Kenobi.")]])
-    assert text == "Hello there. General Kenobi." and len(segs) == 2
-
-
-@pytest.mark.parametrize("failing", [set(), {3}, {0, 5}])
-def test_failed_batches_are_split_down_to_the_bad_item(failing):
-    from asr_actor.generation import run_in_batches
-
-    calls = []
-
-    def fn(idx):
-        calls.append(list(idx))
-        if failing & set(idx):
-            raise RuntimeError("CUDA out of memory")
-        return [f"ok{i}" for i in idx]
-
-    out = run_in_batches(6, lambda i: ("transcribe", ""), lambda i: float(i), 6, fn)
-    for i, r in enumerate(out):
-        assert r == ("transcribe: RuntimeError: CUDA out of memory" if i in failing else f"ok{i}")
-
-
-def test_one_task_and_prompt_per_call_longest_first():
-    from asr_actor.generation import run_in_batches
-
-    groups = [("transcribe", ""), ("transcribe", "Acme"), ("transcribe", ""), ("translate", ""), ("transcribe", "Acme")]
-    calls = []
-    out = run_in_batches(5, lambda i: groups[i], lambda i: float(i), 8, lambda idx: calls.append(list(idx)) or idx)
-    assert out == [0, 1, 2, 3, 4] and sorted(map(tuple, calls)) == [(2, 0), (3,), (4, 1)]
-
-
-def test_words_run_from_the_token_before_to_their_last_token_and_stay_in_their_segment():
-    pieces = {1: " Hello", 2: ",", 3: " wor", 4: "ld", 50: ""}  # 50: a timestamp token
-    decode = lambda ids: "".join(pieces[i] for i in ids)  # noqa: E731
-    raw = RawSegment(1.0, 3.0, [50, 1, 2, 3, 4, 50], token_probs=[1.0, 0.9, 0.5, 0.8, 0.6, 1.0],
-                     token_times=[1.0, 1.4, 1.5, 2.0, 2.6, 3.2])
-    [seg] = to_segments([raw], decode, offset_s=10.0, limit_s=30.0, text_token_limit=50)
-    assert [w.as_dict() for w in seg.words] == [
-        {"start": 11.0, "end": 11.5, "word": " Hello,", "probability": 0.7},  # the comma stays with its word
-        {"start": 11.5, "end": 12.6, "word": " world", "probability": 0.7},
-    ]
-    late = RawSegment(1.0, 2.0, [50, 1, 50], token_times=[1.0, 2.5, 2.6])
-    [seg] = to_segments([late], decode, 0.0, 30.0, 50)
-    assert [(w.start, w.end, w.probability) for w in seg.words] == [(1.0, 2.0, None)]  # clamped into the segment
