@@ -128,7 +128,8 @@ class _VersionAction(argparse.Action):
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from jobs.report.status import format_status, status
+    from jobs.report.status import status
+    from jobs.report.status_text import format_status
 
     figures = status(args.path)
     print(json.dumps(figures, indent=2) if args.json else format_status(figures))

@@ -77,7 +77,7 @@ def _earlier_night(root: Path, manifest, fingerprint: str) -> None:
 
     import pyarrow as pa
 
-    from jobs.state.run_folder import SUCCESS, RunFolder
+    from jobs.state.run_folder import RunFolder
 
     folder = RunFolder(str(root / "night-1"))
     n = manifest.num_rows
@@ -86,9 +86,8 @@ def _earlier_night(root: Path, manifest, fingerprint: str) -> None:
     rows = rows.append_column("transcribed_at", pa.array([datetime.now(timezone.utc)] * n, pa.timestamp("us", tz="UTC")))
     for lo in range(0, n, PART_ROWS):
         folder.write_part(rows.slice(lo, PART_ROWS))
-    folder.freeze_manifest(manifest)
-    folder.write_json("run.json", {"run_id": "night-1", "started_at": "2026-01-01T00:00:00+00:00"})
-    folder.write_json(SUCCESS, {"rows": n})
+    folder.create({"run_id": "night-1", "started_at": "2026-01-01T00:00:00+00:00"}, manifest)
+    folder.mark_complete({"rows": n})
 
 
 def _incremental(args, tmp: Path) -> dict:
@@ -96,7 +95,7 @@ def _incremental(args, tmp: Path) -> dict:
     import pyarrow.parquet as pq
 
     from jobs.config import load_config
-    from jobs.run.pipeline import plan
+    from jobs.run.planning import plan
     from jobs.run.preflight import preflight
 
     n = args.rows
@@ -134,7 +133,8 @@ def main() -> None:
     import pyarrow as pa
 
     from jobs.config import load_config
-    from jobs.run.pipeline import _source, plan
+    from jobs.run.dataset import source
+    from jobs.run.planning import plan
     from jobs.run.preflight import preflight
     from jobs.run.ray_cluster import init_ray
 
@@ -157,7 +157,7 @@ def main() -> None:
     for lo in range(0, done, PART_ROWS):
         p.folder.write_part(written.slice(lo, PART_ROWS))
     resumed = step("plan_resume", lambda: plan(cfg, checked, resume=True))
-    ds = step("start_input_blocks", lambda: _source(resumed.todo, cfg.stages.prepare.batch_size))
+    ds = step("start_input_blocks", lambda: source(resumed.todo, cfg.stages.prepare.batch_size))
     print(json.dumps({
         "rows": args.rows, "format": args.format, "manifest_mb": round(manifest.stat().st_size / 2**20, 1),
         "done_before_resume": done, "todo_after_resume": resumed.todo.num_rows, "input_blocks": ds.num_blocks(),

@@ -13,10 +13,9 @@ from jobs.state.run_folder import RunFolder
 
 def _run(root, run_id, started, rows, listing):
     folder = RunFolder(str(root / run_id))
-    folder.write_json("run.json", {"run_id": run_id, "started_at": started})
-    folder.freeze_manifest(pa.table({"id": listing, "uri": listing}))
+    folder.create({"run_id": run_id, "started_at": started}, pa.table({"id": listing, "uri": listing}))
     folder.write_part(pa.table(rows))
-    folder.write_json("_SUCCESS", {})
+    folder.mark_complete({})
     return folder
 
 
@@ -26,7 +25,7 @@ def test_export_of_a_root_folds_runs_newest_ok_first_and_drops_deleted_ids(tmp_p
     _run(tmp_path, "n2", "2026-11-02", {"id": ["a", "b"], "text": ["a2", None], "error": [None, "fetch: gone"],
                                         "transcribed_at": ["2", "2"]}, ["a", "b"])  # c deleted since n1
     unfinished = RunFolder(str(tmp_path / "n3"))  # no _SUCCESS: not read
-    unfinished.write_json("run.json", {"run_id": "n3", "started_at": "2026-11-03"})
+    unfinished.create({"run_id": "n3", "started_at": "2026-11-03"}, pa.table({"id": ["a"], "uri": ["a"]}))
     unfinished.write_part(pa.table({"id": ["a"], "text": ["a3"], "error": [None], "transcribed_at": ["3"]}))
     figures = export(str(tmp_path), str(tmp_path / "out"), "jsonl")
     rows = [json.loads(line) for line in (tmp_path / "out" / "part-00000.jsonl").read_text().splitlines()]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq

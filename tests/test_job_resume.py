@@ -114,7 +114,8 @@ def test_resume_refuses_settings_that_change_the_transcripts(env, offline_model_
     assert json.loads((run / "run.json").read_text()) == recorded and not _parts(run)  # nothing was written
 
     # Resources and batch sizes may change: the run keeps its recorded fingerprint.
-    from jobs.run.pipeline import plan, resume_config
+    from jobs.run.pipeline import resume_config
+    from jobs.run.planning import plan
     from jobs.run.preflight import preflight
 
     cfg = resume_config(str(run), ["stages.transcribe.batch_size=4", "decoding.batch_size=2"])

@@ -212,7 +212,7 @@ def test_writer_joins_pass_through_columns_from_the_frozen_manifest_with_their_t
         "take": pa.array([1, None, 3], pa.int32()), "recorded": pa.array([when] * 3, pa.timestamp("ms", tz="UTC")),
     })
     folder = RunFolder(str(tmp_path / "run"))
-    folder.freeze_manifest(manifest)
+    folder.create({"run_id": "r"}, manifest)
     writer = PartWriter(folder.uri, output_schema(manifest.schema), {"model": "m", "config_fingerprint": "f", "run_id": "r"})
     # Results arrive in any order and carry only the columns the stages use.
     batch = pa.table({"id": ["c", "a"], "uri": ["/x/c.wav", "/x/a.wav"], "text": ["three", None],
@@ -250,7 +250,7 @@ def test_idle_priority_applies_to_the_calling_thread_only():
 
 def test_evaluate_on_a_run_with_no_rows_is_one_line_and_exit_2(tmp_path):
     folder = RunFolder(str(tmp_path / "run"))
-    folder.write_json("run.json", {"run_id": "run"})
+    folder.create({"run_id": "run"}, pa.table({"id": pa.array([], pa.string()), "uri": pa.array([], pa.string())}))
     refs = tmp_path / "refs.csv"
     refs.write_text("id,text\n001,hello\n")
     proc = cli.run("evaluate", folder.uri, "--references", str(refs), timeout=120)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -144,10 +147,9 @@ def _run_folder(root: Path, transcriber) -> tuple[str, list[dict]]:
     table = to_table(rows, output_schema(), {MODEL: "tiny.en", RUN_ID: "r1", FINGERPRINT: "fp"},
                      datetime(2026, 11, 27, tzinfo=timezone.utc))
     folder = RunFolder(str(root / "runs" / "r1"))
-    folder.write_json("run.json", {"run_id": "r1", "started_at": "2026-11-27"})
-    folder.freeze_manifest(table.select([ID, URI]))
+    folder.create({"run_id": "r1", "started_at": "2026-11-27"}, table.select([ID, URI]))
     folder.write_part(table)
-    folder.write_json("_SUCCESS", {})
+    folder.mark_complete({})
     return folder.uri, table.to_pylist()
 
 

@@ -20,8 +20,9 @@ from jobs.config import config_to_dict, load_config
 from jobs.report.error_causes import causes, top_causes
 from jobs.store.fetch import fetch_batch
 from jobs.state.lock import RootLock
-from jobs.state.run_folder import SUCCESS, RunFolder, summarize
-from jobs.report.status import format_status, status
+from jobs.state.run_folder import RunFolder, summarize
+from jobs.report.status import status
+from jobs.report.status_text import format_status
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
 EMPTY = pa.array([], pa.string())
@@ -31,9 +32,9 @@ def _run(root, run_id, n_files, started=T0, ttl_s=300):
     """A run folder as ``run`` freezes it: run.json with the recorded config, and an ``n_files`` manifest."""
     folder = RunFolder(str(root / run_id))
     cfg = load_config(None, [f"lock_ttl_s={ttl_s}"], input="s3://bucket/audio/", output=str(root), run_id=run_id)
-    folder.write_json("run.json", {"run_id": run_id, "started_at": started.isoformat(), "config": config_to_dict(cfg)})
     ids = [f"f{i:03d}" for i in range(n_files)]
-    folder.freeze_manifest(pa.table({"id": ids, "uri": [f"s3://bucket/audio/{i}.wav" for i in ids]}))
+    folder.create({"run_id": run_id, "started_at": started.isoformat(), "config": config_to_dict(cfg)},
+                  pa.table({"id": ids, "uri": [f"s3://bucket/audio/{i}.wav" for i in ids]}))
     return folder
 
 
@@ -55,7 +56,7 @@ def _holder(lock) -> str:
 
 def _finish(folder, when):
     folder.deduplicate()
-    folder.write_json(SUCCESS, {**summarize(folder.keys(), EMPTY), "finished_at": when.isoformat()})
+    folder.mark_complete({**summarize(folder.keys(), EMPTY), "finished_at": when.isoformat()})
 
 
 def test_a_finished_run(tmp_path):
@@ -270,8 +271,8 @@ def test_status_reads_runs_on_s3(tmp_path, monkeypatch, capsys):
         s3_client(aws, "bucket")
         root = "s3://bucket/runs"
         done = RunFolder(f"{root}/night-1")
-        done.write_json("run.json", {"run_id": "night-1", "started_at": T0.isoformat()})
-        done.freeze_manifest(pa.table({"id": ["f000", "f001"], "uri": ["s3://bucket/audio/f000.wav"] * 2}))
+        done.create({"run_id": "night-1", "started_at": T0.isoformat()},
+                    pa.table({"id": ["f000", "f001"], "uri": ["s3://bucket/audio/f000.wav"] * 2}))
         _part(done, ["f000"], T0)
         _part(done, ["f001"], T0, "fetch: object not found: s3://bucket/audio/f001.wav", "permanent")
         killed = _run(tmp_path, "night-2", 3)  # built locally, then copied up as it is

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from asr_actor.schema import ERROR, ID, TRANSCRIBED_AT
 from jobs.state.arrow_ops import first_of_each, flag
 from asr_actor.storage import Store
-from jobs.state.run_folder import RunFolder
+from jobs.state.run_folder import RunFolder, run_folders
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,8 @@ class PastRun:
 
 def complete_runs(root: str, store: Store = Store()) -> list[PastRun]:
     """The run folders under ``root`` that have ``_SUCCESS``, oldest first."""
-    runs = []
-    for uri in store.list_dirs(root):
-        folder = RunFolder(uri, store)
-        if folder.complete():
-            runs.append(PastRun(folder, str(folder.read_json("run.json").get("started_at", ""))))
-    return sorted(runs, key=lambda r: (r.started_at, r.folder.uri))
+    return [PastRun(folder, str(record.get("started_at", ""))) for folder, record in run_folders(root, store)
+            if folder.is_complete()]
 
 
 def newest_rows(runs: list[PastRun], columns: list[str] | None = None, prefer_ok: bool = False) -> pa.Table | None:

@@ -7,6 +7,11 @@
                       listing.parquet    (incremental runs) every input seen; the manifest holds those taken
                       _SUCCESS           written last: ok / failed / skipped counts, audio and wall seconds
 
+:class:`RunFolder` is the one writer of all of it, in the shape of a Ray Data datasink:
+:meth:`~RunFolder.create` on start (the frozen inputs, then ``run.json``),
+:meth:`~RunFolder.write_part` for each part, :meth:`~RunFolder.finish` on complete
+(one row per id, the counts, ``_SUCCESS``). Every file name is one of its constants.
+
 Exactly once: ids present in ``data/`` are done and are not planned again; a part is
 written whole or not at all; and :meth:`RunFolder.deduplicate` (run before
 ``_SUCCESS``) removes the second copy of any id that a retried task wrote twice.
@@ -17,26 +22,38 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from typing import Any, Sequence
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from asr_actor.schema import COLUMN_TYPES, DURATION, ERROR, ERROR_KIND, ID, TRANSIENT
 from asr_actor import storage
+from asr_actor.errors import AsrBatchError, describe, redact
+from asr_actor.schema import COLUMN_TYPES, DURATION, ERROR, ERROR_KIND, ID, TRANSIENT
 from jobs.state.arrow_ops import first_of_each, flag
 from asr_actor.storage import Store
 
-PART_SUFFIX = ".parquet"
 RUN_JSON = "run.json"  # the run's record, written when it is planned: its folder is a run folder
-SUCCESS = "_SUCCESS"  # written last: the run is complete
+MANIFEST = "manifest.parquet"  # exactly this run's inputs
 LISTING = "listing.parquet"  # an incremental run's whole input listing
+DATA = "data"  # the folder of the parts
+PART_PREFIX, PART_SUFFIX = "part-", ".parquet"  # data/part-<uuid>.parquet
+SUCCESS = "_SUCCESS"  # written last: the run is complete
 
 
 _KEYS = (ID, ERROR, ERROR_KIND, DURATION)  # what resume, dedupe and the summary read of each row
 _PART, _ROW = "__part", "__row"
+
+
+class IncompleteRun(AsrBatchError):
+    """Some manifest ids have no output row at the end of an attempt."""
+
+
+class BadRecord(AsrBatchError, ValueError):
+    """A ``run.json`` that is not JSON."""
 
 
 class RunFolder:
@@ -53,26 +70,39 @@ class RunFolder:
 
     @property
     def data(self) -> str:
-        return self.path("data")
+        return self.path(DATA)
 
     def exists(self) -> bool:
         return self.store.exists(self.path(RUN_JSON))
 
-    def write_json(self, name: str, obj: dict[str, Any]) -> None:
+    def create(self, record: dict[str, Any], manifest: pa.Table, listing: pa.Table | None = None) -> None:
+        """On start: freeze the run's inputs (an incremental run's whole ``listing`` too), then ``run.json``,
+        last, so that a folder with a ``run.json`` always has its inputs."""
+        if listing is not None:
+            self.store.write_bytes(self.path(LISTING), _parquet_bytes(listing))
+        self.store.write_bytes(self.path(MANIFEST), _parquet_bytes(manifest))
+        self._write_json(RUN_JSON, record)
+
+    def _write_json(self, name: str, obj: dict[str, Any]) -> None:
         self.store.write_bytes(self.path(name), (json.dumps(obj, indent=2, default=str) + "\n").encode())
 
     def read_json(self, name: str) -> dict[str, Any]:
         return json.loads(self.store.read_bytes(self.path(name)))
 
-    def freeze_manifest(self, table: pa.Table) -> None:
-        self.store.write_bytes(self.path("manifest.parquet"), _parquet_bytes(table))
+    def record(self) -> dict[str, Any]:
+        """``run.json``: the config, the planned model, the fingerprint and its inputs, versions, start.
+        ``FileNotFoundError`` where this is no run folder, :class:`BadRecord` where it is not JSON."""
+        try:
+            return self.read_json(RUN_JSON)
+        except ValueError as exc:
+            raise BadRecord(f"{redact(self.path(RUN_JSON))}: not a JSON file ({describe(exc)})") from exc
 
     def read_manifest(self, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(io.BytesIO(self.store.read_bytes(self.path("manifest.parquet"))), columns=columns)
+        return pq.read_table(io.BytesIO(self.store.read_bytes(self.path(MANIFEST))), columns=columns)
 
     def parts(self) -> list[str]:
         names = self.store.list_files(self.data, PART_SUFFIX)
-        return [p for p in names if p.rsplit("/", 1)[-1].startswith("part-")]
+        return [p for p in names if p.rsplit("/", 1)[-1].startswith(PART_PREFIX)]
 
     def read_part(self, uri: str, columns: list[str] | None = None) -> pa.Table:
         """One part; of ``columns``, those it has (parts of older runs lack newer nullable columns)."""
@@ -83,21 +113,36 @@ class RunFolder:
         return pq.read_table(source, columns=columns)
 
     def write_part(self, table: pa.Table) -> str:
-        uri = storage.join(self.data, f"part-{uuid.uuid4().hex}{PART_SUFFIX}")
+        """Each part: rows written whole under a new name; return its URI."""
+        uri = storage.join(self.data, f"{PART_PREFIX}{uuid.uuid4().hex}{PART_SUFFIX}")
         self.store.write_bytes(uri, _parquet_bytes(table))
         return uri
+
+    def finish(self, done_before: pa.Array, figures: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """On complete: one row per id (:meth:`deduplicate`), the counts (:func:`summarize`; ``figures(counts)``
+        adds the caller's), then ``_SUCCESS`` with them; return what it holds. Raise :class:`IncompleteRun`,
+        writing nothing, when some manifest id has no row."""
+        dropped = self.deduplicate()
+        counts = summarize(self.keys(), done_before)
+        missing = self.read_manifest([ID]).num_rows - counts["rows"]
+        if missing:
+            raise IncompleteRun(f"{missing} manifest ids have no output row; resume the run to finish them")
+        summary = {**counts, **figures(counts), "duplicates_dropped": dropped, "output": redact(self.uri),
+                   "finished_at": datetime.now(timezone.utc).isoformat()}
+        self.mark_complete(summary)
+        return summary
+
+    def mark_complete(self, summary: dict[str, Any]) -> None:
+        """Write ``_SUCCESS`` holding ``summary``: the run is complete (:meth:`finish` checks and counts first)."""
+        self._write_json(SUCCESS, summary)
 
     def read_all(self, columns: list[str] | None = None) -> pa.Table:
         """Every row in ``data/`` (of ``columns``, those present); parts of older runs may lack newer columns."""
         tables = [self.read_part(p, columns) for p in self.parts()]
         return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({ID: pa.array([], pa.string())})
 
-    def complete(self) -> bool:
+    def is_complete(self) -> bool:
         return self.store.exists(self.path(SUCCESS))
-
-    def freeze_listing(self, table: pa.Table) -> None:
-        """An incremental run's whole input listing (its manifest holds only the rows it takes)."""
-        self.store.write_bytes(self.path(LISTING), _parquet_bytes(table))
 
     def read_listing(self) -> pa.Table:
         """The inputs this run saw: the listing of an incremental run, else the manifest."""
@@ -141,6 +186,19 @@ class RunFolder:
                 self.write_part(kept)
             self.store.remove(parts[number])
         return dropped.num_rows
+
+
+def run_folders(root: str, store: Store = Store()) -> list[tuple[RunFolder, dict[str, Any]]]:
+    """The run folders directly under ``root`` (those with a ``run.json``) and their records, oldest
+    first: by the record's ``started_at``, then by name."""
+    found = []
+    for uri in store.list_dirs(root):
+        folder = RunFolder(uri, store)
+        try:
+            found.append((folder, folder.record()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return sorted(found, key=lambda run: (str(run[1].get("started_at", "")), run[0].uri))
 
 
 def split_duplicates(keys: pa.Table) -> tuple[pa.Table, pa.Table]:
