@@ -29,7 +29,7 @@ from asr_actor.storage import Store
 
 
 @dataclass(frozen=True)
-class CpuStageConfig:
+class PrepareStageConfig:
     """``stages.prepare``: the CPU stage (fetch, decode, windows and log-mel features)."""
 
     batch_size: int = 4  # files per call of a CPU worker
@@ -44,7 +44,7 @@ class CpuStageConfig:
 
 
 @dataclass(frozen=True)
-class ModelStageConfig:
+class TranscribeStageConfig:
     """``stages.transcribe``: an autoscaling pool of model actors, one model each."""
 
     min_actors: int = 1
@@ -71,8 +71,8 @@ class WriteStageConfig:
 
 @dataclass(frozen=True)
 class StagesConfig:
-    prepare: CpuStageConfig = field(default_factory=CpuStageConfig)
-    transcribe: ModelStageConfig = field(default_factory=ModelStageConfig)
+    prepare: PrepareStageConfig = field(default_factory=PrepareStageConfig)
+    transcribe: TranscribeStageConfig = field(default_factory=TranscribeStageConfig)
     write: WriteStageConfig = field(default_factory=WriteStageConfig)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The CPU stage's cost per hour of audio: how many CPU workers keep one GPU fed.
 
-Runs the job's own CPU worker (:class:`jobs.run.workers.CpuWorker`: read the file, decode
+Runs the job's own CPU worker (:class:`jobs.run.workers.PrepareWorker`: read the file, decode
 and resample, cut windows, log-mel, pack for the model actor) in this one process over
 the benchmark corpus, once per setting (80 and 128 mel bins, without and with the
 VAD), after a warm-up, and prints one JSON document: CPU seconds per audio hour and
@@ -33,9 +33,9 @@ def measure(files: list, mels: int, vad: str, rounds: int) -> dict:
 
     from asr_actor.config import AudioConfig
     from asr_actor.features import LogMel
-    from jobs.run.workers import CpuWorker
+    from jobs.run.workers import PrepareWorker
 
-    worker = CpuWorker(AudioConfig(vad=vad), LogMel(n_mels=mels), chunked=True)
+    worker = PrepareWorker(AudioConfig(vad=vad), LogMel(n_mels=mels), chunked=True)
     with tempfile.TemporaryDirectory(prefix="asr-prepare-") as folder:
         paths = []
         for name, data, _ in files:

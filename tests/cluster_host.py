@@ -17,7 +17,7 @@ import json
 import sys
 
 
-JOB_ACTORS = ("CpuWorker", "ModelWorker", "PartWriter")
+JOB_ACTORS = ("PrepareWorker", "TranscribeWorker", "WriteWorker")
 
 
 def _actors_on(raylet) -> tuple[list, list[str]]:

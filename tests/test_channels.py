@@ -206,13 +206,13 @@ def test_mix_on_the_call_has_no_channel_and_is_the_downmix_as_before(transcriber
 
 def test_the_jobs_workers_carry_channels_from_the_cpu_stage_to_the_model(split_transcriber):
     """The job's CPU stage and model actor as plain objects (no Ray): Arrow tables between them, as Ray moves them."""
-    from jobs.run.workers import CpuWorker, ModelWorker
+    from jobs.run.workers import PrepareWorker, TranscribeWorker
 
     cfg = split_transcriber.config
     manifest = pa.table({"id": ["call", "bad"], "uri": [str(CALL), str(BAD / "empty.wav")]})
-    prepared = CpuWorker(cfg.audio, split_transcriber.log_mel, chunked=True)(manifest)
+    prepared = PrepareWorker(cfg.audio, split_transcriber.log_mel, chunked=True)(manifest)
     assert prepared.column(WINDOW_CHANNELS).to_pylist() == [[0, 1], None]
-    rows = ModelWorker(cfg, split_transcriber.log_mel)(prepared).to_pydict()
+    rows = TranscribeWorker(cfg, split_transcriber.log_mel)(prepared).to_pydict()
     assert rows["error"] == [None, "decode: empty file (0 bytes)"]
     assert {s[CHANNEL] for s in rows[SEGMENTS][0]} == {0, 1} and rows["text"][0] == _turns_text(rows[SEGMENTS][0])
 

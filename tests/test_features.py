@@ -61,10 +61,10 @@ def test_preprocessor_config_round_trips_through_the_feature_extractor(n_mels, t
 
 def test_the_cpu_stage_and_the_driver_plan_never_import_torch(offline_model_dir):
     code = (
-        "import sys; import pyarrow as pa; from jobs.run.workers import CpuWorker; from asr_actor.config import "
+        "import sys; import pyarrow as pa; from jobs.run.workers import PrepareWorker; from asr_actor.config import "
         "AudioConfig, ModelConfig; from asr_actor.model_plan import plan_model; "
         f"plan = plan_model(ModelConfig(id={str(offline_model_dir)!r}), gpus=False); "
-        f"out = CpuWorker(AudioConfig(), plan.log_mel, True)(pa.table({{'id': ['a'], 'uri': [{str(good_fixtures()[0])!r}]}})); "
+        f"out = PrepareWorker(AudioConfig(), plan.log_mel, True)(pa.table({{'id': ['a'], 'uri': [{str(good_fixtures()[0])!r}]}})); "
         "print(plan.log_mel.n_mels, len(out.column('features_f32')[0].as_py()), "
         "'torch' in sys.modules, 'transformers' in sys.modules)"
     )

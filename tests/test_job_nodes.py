@@ -101,7 +101,7 @@ def test_a_killed_model_actor_is_recovered_from(env, tmp_path):
     run = tmp_path / "runs" / "r"
     proc = _local_job(tmp_path, env)
     _wait_parts(run, proc)
-    _kill("ModelWorker", proc)  # mid-batch: it had more files to do
+    _kill("TranscribeWorker", proc)  # mid-batch: it had more files to do
     _check_finished(proc, run, ids)
 
 
@@ -111,9 +111,9 @@ def test_killed_cpu_worker_writer_and_tally_are_recovered_from_without_waiting(e
     run = tmp_path / "runs" / "r"
     started = time.monotonic()
     proc = _local_job(tmp_path, env, "stages.prepare.batch_size=1")
-    _kill("CpuWorker", proc)  # busy: preparing the first files (at idle priority, while the model loads)
+    _kill("PrepareWorker", proc)  # busy: preparing the first files (at idle priority, while the model loads)
     parts = _wait_parts(run, proc)  # recovered: the new attempt wrote a part
-    _kill("PartWriter", proc)  # after its first part, idle until the next batch of rows
+    _kill("WriteWorker", proc)  # after its first part, idle until the next batch of rows
     parts = _wait_parts(run, proc, parts)
     _kill("WindowTally", proc)  # only the window count of the progress line: no recovery
     _check_finished(proc, run, ids, recoveries=2)
@@ -140,6 +140,6 @@ def test_a_lost_worker_node_is_recovered_from_on_the_two_cpus_left(env, tmp_path
                          "--set", f"ray.address={address}", "--set", "stages.transcribe.num_cpus=1",
                          "--set", "stages.transcribe.batch_size=2", "--set", "stages.write.batch_size=2",
                          "--set", "ray.capacity_wait_s=30", "--set", f"ray.no_progress_timeout_s={NO_PROGRESS_S}", env=env)
-        killed = cluster_command(host, "kill-worker CpuWorker ModelWorker")  # as soon as both work there
-        assert killed.startswith("killed ") and {"CpuWorker", "ModelWorker"} <= set(killed.split(": ")[1].split(", "))
+        killed = cluster_command(host, "kill-worker PrepareWorker TranscribeWorker")  # as soon as both work there
+        assert killed.startswith("killed ") and {"PrepareWorker", "TranscribeWorker"} <= set(killed.split(": ")[1].split(", "))
         _check_finished(proc, run, ids)  # 2 CPUs left: one model actor and one CPU worker, the writer's share down to 0

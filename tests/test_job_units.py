@@ -204,7 +204,7 @@ def test_redact_strips_credentials():
 def test_writer_joins_pass_through_columns_from_the_frozen_manifest_with_their_types(tmp_path):
     from datetime import datetime, timezone
 
-    from jobs.run.workers import PartWriter
+    from jobs.run.workers import WriteWorker
 
     when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
     manifest = pa.table({
@@ -213,7 +213,7 @@ def test_writer_joins_pass_through_columns_from_the_frozen_manifest_with_their_t
     })
     folder = RunFolder(str(tmp_path / "run"))
     folder.create({"run_id": "r"}, manifest)
-    writer = PartWriter(folder.uri, output_schema(manifest.schema), {"model": "m", "config_fingerprint": "f", "run_id": "r"})
+    writer = WriteWorker(folder.uri, output_schema(manifest.schema), {"model": "m", "config_fingerprint": "f", "run_id": "r"})
     # Results arrive in any order and carry only the columns the stages use.
     batch = pa.table({"id": ["c", "a"], "uri": ["/x/c.wav", "/x/a.wav"], "text": ["three", None],
                       "segments": pa.array([[], []], pa.list_(pa.struct([("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())]))),

@@ -43,7 +43,7 @@ def build(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, tally
     from ray.data import ActorPoolStrategy, DataContext
 
     from jobs.run.actor_watch import ActorWatch
-    from jobs.run.workers import CpuWorker, ModelWorker, PartWriter
+    from jobs.run.workers import PrepareWorker, TranscribeWorker, WriteWorker
 
     ctx = DataContext.get_current()
     ctx.execution_no_progress_timeout_s = cfg.ray.no_progress_timeout_s
@@ -59,14 +59,14 @@ def build(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, tally
         st, log_mel = stages, checked.plan.log_mel
         ds = source(p.todo, st.prepare.batch_size)
         ds = ds.map_batches(
-            CpuWorker, batch_size=st.prepare.batch_size, batch_format="pyarrow",
+            PrepareWorker, batch_size=st.prepare.batch_size, batch_format="pyarrow",
             fn_constructor_kwargs={"audio": cfg.audio, "log_mel": log_mel, "chunked": cfg.decoding.long_form == "chunked",
                                    "idle_priority": st.prepare.idle_priority, "store": cfg.storage.store},
             compute=ActorPoolStrategy(min_size=1, max_size=st.prepare.concurrency), num_cpus=st.prepare.num_cpus,
             **restarts,
         )
         ds = ds.map_batches(
-            ModelWorker, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
+            TranscribeWorker, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
             fn_constructor_kwargs={"transcriber_config": checked.transcriber_config(cfg), "log_mel": log_mel, "tally": tally,
                                    "store": cfg.storage.store},
             compute=ActorPoolStrategy(min_size=st.transcribe.min_actors, max_size=st.transcribe.max_actors),
@@ -74,7 +74,7 @@ def build(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, tally
         )
         stamp = {MODEL: label(cfg.model), FINGERPRINT: p.fingerprint, RUN_ID: p.run_id}
         return ds.map_batches(
-            PartWriter, batch_size=st.write.batch_size, batch_format="pyarrow",
+            WriteWorker, batch_size=st.write.batch_size, batch_format="pyarrow",
             fn_constructor_kwargs={"run_uri": p.folder.uri, "schema": output_schema(p.manifest.schema), "stamp": stamp,
                                    "store": cfg.storage.store},
             compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=st.write.num_cpus, **restarts,

@@ -24,7 +24,7 @@ from jobs.store.fetch import fetch_batch
 from asr_actor.storage import Store
 
 
-class CpuWorker:
+class PrepareWorker:
     """fetch -> decode -> (speech detection) -> windows + log-mel, on CPU workers (an actor pool of its own, so Ray
     does not fuse this work into the model actors).
 
@@ -51,7 +51,7 @@ class CpuWorker:
         return as_table(wire.pack(windows, split_channels=self.audio.channels == "split"))
 
 
-class ModelWorker:
+class TranscribeWorker:
     """One model per actor (Ray Data ``ActorPoolStrategy``); CPU work was done upstream.
 
     All torch work (loading the model and every call) runs on one thread the actor owns.
@@ -92,7 +92,7 @@ class ModelWorker:
         return as_table(self.transcriber(wire.unpack(batch.to_pydict(), *self.shape)))
 
 
-class PartWriter:
+class WriteWorker:
     """Rows -> one Parquet part in ``data/``; returns a small summary row per file.
 
     Manifest columns that only pass through do not travel with the audio: the writer
