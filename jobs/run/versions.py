@@ -50,7 +50,10 @@ def lock_state(lock_file: Path = LOCK_FILE) -> dict[str, Any]:
     """
     if not lock_file.is_file():
         return {"lock": None, "differs": {}}
-    have = {normalized(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    have: dict[str, str] = {}
+    for dist in metadata.distributions():  # in sys.path order: the first of a name is the one imports get;
+        if dist.metadata["Name"]:  # later copies (setuptools puts its _vendor folder on sys.path) are not installed
+            have.setdefault(normalized(dist.metadata["Name"]), dist.version)
     differs = {name: {"locked": version, "installed": have[name]}
                for name, version in locked(lock_file).items() if have.get(name) not in (None, version)}
     return {"lock": hashlib.sha256(lock_file.read_bytes()).hexdigest()[:12], "differs": differs}
