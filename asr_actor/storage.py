@@ -124,10 +124,14 @@ def _create_local(path: str, data: bytes) -> bool:
     return True
 
 
-def _full_uris(uri: str, paths: list[str]) -> list[str]:
-    """fsspec lists paths without the scheme: give them back the one of ``uri`` (local paths stay paths)."""
+def _full_uri(uri: str, path: str) -> str:
+    """fsspec lists paths without the scheme: give ``path`` back the one of ``uri`` (local paths stay paths)."""
     prefix = uri.split("://", 1)[0] + "://" if "://" in uri and not uri.startswith("file://") else ""
-    return sorted(prefix + p if prefix and "://" not in p else p for p in paths)
+    return prefix + path if prefix and "://" not in path else path
+
+
+def _full_uris(uri: str, paths: list[str]) -> list[str]:
+    return sorted(_full_uri(uri, p) for p in paths)
 
 
 def listed_tag(info: dict[str, Any]) -> Any:
@@ -222,7 +226,7 @@ class Store:
     def find(self, uri: str) -> dict[str, dict[str, Any]]:
         """Every file under ``uri`` at any depth: its full URI -> its listing entry, sorted."""
         found = self.on(uri, lambda fs, path, deadline: fs.find(path, detail=True, **deadline))
-        return dict(zip(_full_uris(uri, list(found)), (found[p] for p in sorted(found))))
+        return {_full_uri(uri, p): found[p] for p in sorted(found)}
 
     def is_dir(self, uri: str) -> bool:
         return self.on(uri, lambda fs, path, deadline: fs.isdir(path, **deadline))

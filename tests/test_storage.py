@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -16,6 +17,7 @@ from asr_actor.model_source import read_model_files
 from asr_actor.retry import StoreUnavailable
 from asr_actor.storage import Store
 from jobs.state.lock import LOCK, RootLock
+from jobs.store.manifest import read_manifest
 from servers import Outage, s3_client, s3_server
 
 BUCKET = "bkt"
@@ -80,3 +82,15 @@ def test_a_model_folder_is_read_through_an_outage_within_the_stores_budget(relay
     with pytest.raises(StoreUnavailable, match=rf"^s3://{BUCKET}/model(/config\.json)?: the store was unreachable "
                                                r"through \d+ tries in 1 s \("):
         read_model_files(cfg, Store(1))  # this store's budget, not the default 120 s
+
+
+def test_a_prefix_on_a_store_that_fsspec_lists_gives_uris_that_read_back():
+    """``memory://`` stands for gs:// and the other stores listed through fsspec (S3 lists through boto3):
+    each listed URI carries the store's scheme once and reads back what was written."""
+    store, root = Store(1), f"memory://bkt-{uuid.uuid4().hex}/in"
+    written = {f"{root}/a.wav": b"RIFF", f"{root}/sub/b.flac": b"fLaC", f"{root}/notes.txt": b"not audio"}
+    for uri, data in written.items():
+        store.write_bytes(uri, data)
+    uris = read_manifest(f"{root}/", store).column("uri").to_pylist()
+    assert len(uris) == 2 and all(u.startswith("memory://") and u.count("://") == 1 for u in uris)
+    assert sorted(store.read_bytes(u) for u in uris) == [b"RIFF", b"fLaC"]

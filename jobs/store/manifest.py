@@ -104,9 +104,8 @@ def s3_objects(uri: str, store: Store, page: int = S3_PAGE) -> Listed:
 
 
 def _fsspec_objects(uri: str, store: Store) -> Listed:
-    scheme = uri.split("://", 1)[0] + "://" if "://" in uri and not uri.startswith("file://") else ""
-    for path, info in sorted(store.find(uri).items()):
-        yield scheme + path, int(info.get("size") or 0), object_tag(info) or ""
+    for full, info in store.find(uri).items():  # full URIs, sorted
+        yield full, int(info.get("size") or 0), object_tag(info) or ""
 
 
 def _list_prefix(uri: str, store: Store) -> pa.Table:
