@@ -87,13 +87,9 @@ def _short_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _listed_root(url: str) -> str:
-    """``url`` as :meth:`Store.find` names what is under it: a local folder as its absolute path."""
-    return storage.fs_and_path(url)[1].rstrip("/") if storage.is_local(url) else url.rstrip("/")
-
-
 def _relative(uri: str, folder: str) -> str:
-    return uri[len(folder.rstrip("/")) + 1 :]
+    """``uri``'s path below ``folder`` (both as :meth:`Store.find` names them)."""
+    return uri[len(folder) + 1 :]
 
 
 def _copy_remote_folder(url: str, dest: Path, store: Store) -> None:
@@ -104,7 +100,7 @@ def _copy_remote_folder(url: str, dest: Path, store: Store) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         for uri, info in files.items():
-            target = tmp / _relative(uri, url)
+            target = tmp / _relative(uri, storage.listed_uri(url))
             target.parent.mkdir(parents=True, exist_ok=True)
             store.download(uri, str(target), int(info.get("size") or 0))
         try:
@@ -155,7 +151,7 @@ def _read_json(store: Store, uri: str, shown: str) -> dict[str, Any]:
 def _folder_files(url: str, store: Store) -> ModelFiles:
     """A local or object-store folder: its JSON files and its weights' identity (ETags, else sizes + mtimes)."""
     shown = redact(url.rstrip("/"))
-    root = _listed_root(url)
+    root = storage.listed_uri(url)
     try:
         weights = {u: info for u, info in store.find(root).items() if u.endswith(WEIGHTS_SUFFIX)}
     except OSError as exc:

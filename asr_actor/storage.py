@@ -134,6 +134,12 @@ def _full_uris(uri: str, paths: list[str]) -> list[str]:
     return sorted(_full_uri(uri, p) for p in paths)
 
 
+def listed_uri(uri: str) -> str:
+    """``uri`` as :class:`Store`'s listings name what is under it (``memory://b`` -> ``memory:///b``, a local
+    folder as its absolute path), so a listed URI's part below ``uri`` is what follows it."""
+    return _full_uri(uri, fs_and_path(uri)[1]).rstrip("/")
+
+
 def listed_tag(info: dict[str, Any]) -> Any:
     """What tells a changed object from the same one, as an fsspec or S3 listing entry gives it:
     its ETag, else its modification time (None when it has neither)."""
