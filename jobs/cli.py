@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from jobs.report.engines import ENGINES, LOCAL_MAX_ROWS
 from jobs.report.formats import EXPORT_FORMATS, PER_FILE_FORMATS, STDOUT_FORMATS, TABLE_FORMATS, TRANSCRIBE_CHOICES
 
 DEBUG_ENV = "ASR_BATCH_DEBUG"  # set: an unexpected error shows its traceback
@@ -110,7 +111,7 @@ def _export(args: argparse.Namespace) -> int:
     from jobs.report.export import export
 
     columns = tuple(name.strip() for name in args.columns.split(",") if name.strip()) if args.columns else ()
-    figures = export(args.source, args.to, args.format, columns)
+    figures = export(args.source, args.to, args.format, columns, engine=args.engine)
     print(json.dumps(figures), file=sys.stderr if args.to == "-" else sys.stdout)  # stdout holds the rows then
     return 0
 
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=list(EXPORT_FORMATS), default="parquet",
                     help=f"a table in parts ({tables}), or one file per ok row ({files})")
     ex.add_argument("--columns", metavar="NAME,...", help="only these columns of the table, in this order (e.g. id,text,error)")
+    ex.add_argument("--engine", choices=list(ENGINES), default="auto",
+                    help=f"compute the table in this process, or as a Ray Data job (flat memory; auto: local up to "
+                    f"{LOCAL_MAX_ROWS:,} rows read)")
     ex.set_defaults(handler=_export)
 
     st = sub.add_parser(

@@ -141,3 +141,19 @@ def reference_transcript(hf_whisper_auto):
         return cache[path]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray in this process for the module's tests (Ray Data jobs the code starts in-process), shut down after it.
+
+    Tests that stop every Ray of the machine (``servers.ray_stop``) must shut it down first.
+    """
+    import ray
+
+    from jobs.config import RayConfig
+    from jobs.run.ray_cluster import init_ray
+
+    init_ray(RayConfig(num_cpus=2))
+    yield
+    ray.shutdown()

@@ -33,15 +33,20 @@ def complete_runs(root: str, store: Store = Store()) -> list[PastRun]:
 
 def newest_rows(runs: list[PastRun], columns: list[str] | None = None, prefer_ok: bool = False) -> pa.Table | None:
     """One row per id over ``runs``: the newest (by ``transcribed_at``), or the newest ok one when ``prefer_ok``."""
-    order = [("__failed", "ascending")] if prefer_ok else []
-    order.append((TRANSCRIBED_AT, "descending"))
     wanted = None if columns is None else sorted({*columns, ID, ERROR, TRANSCRIBED_AT})
     state: pa.Table | None = None
     for run in runs:
         rows = run.folder.read_all(wanted)
         if rows.num_rows == 0:
             continue
-        both = rows if state is None else pa.concat_tables([state, rows], promote_options="permissive")
-        ranked = both.append_column("__failed", flag(pc.is_valid(both.column(ERROR))))
-        state = first_of_each(ranked, ID, order)[0].drop_columns(["__failed"])
+        state = newest_per_id(rows if state is None else pa.concat_tables([state, rows], promote_options="permissive"),
+                              prefer_ok)
     return state
+
+
+def newest_per_id(rows: pa.Table, prefer_ok: bool = False) -> pa.Table:
+    """One row per id of ``rows``: the newest (by ``transcribed_at``), or the newest ok one when ``prefer_ok``."""
+    order = [("__failed", "ascending")] if prefer_ok else []
+    order.append((TRANSCRIBED_AT, "descending"))
+    ranked = rows.append_column("__failed", flag(pc.is_valid(rows.column(ERROR))))
+    return first_of_each(ranked, ID, order)[0].drop_columns(["__failed"])

@@ -144,11 +144,13 @@ class RunFolder:
     def is_complete(self) -> bool:
         return self.store.exists(self.path(SUCCESS))
 
+    def listing_uri(self) -> str:
+        """Where the inputs this run saw are: the listing of an incremental run, else the manifest."""
+        return self.path(LISTING) if self.store.exists(self.path(LISTING)) else self.path(MANIFEST)
+
     def read_listing(self) -> pa.Table:
-        """The inputs this run saw: the listing of an incremental run, else the manifest."""
-        if self.store.exists(self.path(LISTING)):
-            return pq.read_table(io.BytesIO(self.store.read_bytes(self.path(LISTING))))
-        return self.read_manifest()
+        """The inputs this run saw (:meth:`listing_uri`)."""
+        return pq.read_table(io.BytesIO(self.store.read_bytes(self.listing_uri())))
 
     def keys(self, parts: list[str] | None = None, extra: Sequence[str] = ()) -> pa.Table:
         """id, error, error kind and duration (and the ``extra`` columns) of every row in ``data/``,
