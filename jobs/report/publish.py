@@ -91,10 +91,7 @@ def publish_pending(root: str, target: str, store: Store = Store(), ray: RayConf
 def _recorded_target(folder: RunFolder | None, root: str, store: Store) -> str:
     """The ``publish`` in the run's ``run.json`` (of a root: its newest complete run's)."""
     if folder is None:
-        runs = complete_runs(root, store)
-        if not runs:
-            raise PublishError(f"{redact(root)}: no complete run here (a run folder with _SUCCESS)")
-        folder = runs[-1].folder
+        folder = complete_runs(root, store)[-1].folder
     target = (folder.record().get("config") or {}).get("publish")
     if not target:
         raise PublishError(f"{redact(folder.uri)}/run.json records no publish table: give --to {EXAMPLE}")
@@ -112,6 +109,8 @@ def publish_command(source: str, to: str | None = None, break_lock: bool = False
     folder = RunFolder(source, store)
     is_run = folder.exists()
     root = storage.parent(source) if is_run else source
+    if not is_run and not complete_runs(root, store):
+        raise PublishError(f"{redact(root)}: no run folder here, and no complete run under it (a run folder with _SUCCESS)")
     target = to or _recorded_target(folder if is_run else None, root, store)
     parse_target(target, "--to")
     lock = RootLock(root, "publish", PUBLISH_LOCK_TTL_S, store)
