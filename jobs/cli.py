@@ -86,7 +86,8 @@ def _run_or_resume(args: argparse.Namespace) -> int:
         cfg = resume_config(args.run_uri, args.set)
     else:
         overrides = [*args.set, *(["incremental.enabled=true"] if args.incremental else [])]
-        cfg = load_config(args.config, overrides, input=args.input, output=args.output, run_id=args.run_id)
+        cfg = load_config(args.config, overrides, input=args.input, output=args.output, run_id=args.run_id,
+                          publish=args.publish)
     summary = run_job(cfg, resume=args.command == "resume", break_lock=args.break_lock, verbose=args.verbose)
     print(_summary_line(summary))
     print("summary: " + json.dumps(summary), file=sys.stderr)
@@ -113,6 +114,15 @@ def _export(args: argparse.Namespace) -> int:
     columns = tuple(name.strip() for name in args.columns.split(",") if name.strip()) if args.columns else ()
     figures = export(args.source, args.to, args.format, columns, engine=args.engine)
     print(json.dumps(figures), file=sys.stderr if args.to == "-" else sys.stdout)  # stdout holds the rows then
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    import json
+
+    from jobs.report.publish import publish_command
+
+    print(json.dumps(publish_command(args.source, args.to, args.break_lock, args.verbose)))
     return 0
 
 
@@ -201,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--incremental", action="store_true",
                      help="take only inputs that are new, changed, for another model, or failed fewer than "
                           "incremental.max_attempts times, against the complete runs under OUTPUT")
+    run.add_argument("--publish", metavar="iceberg://CATALOG/NAMESPACE.TABLE",
+                     help="at the end, upsert the run's rows (and any unpublished complete run's under OUTPUT) into "
+                          "this Iceberg table by id; overrides the config's publish")
     _job_flags(run)
 
     res = sub.add_parser("resume", help="finish a run from its folder: ids already in data/ are skipped")
@@ -242,6 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("path", metavar="RUN_OR_ROOT", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
     st.add_argument("--json", action="store_true", help="one JSON document with the same figures (keys: see jobs/report/status.py)")
     st.set_defaults(handler=_status)
+
+    pb = sub.add_parser(
+        "publish", help="upsert a complete run's rows (or every unpublished run's under a root) into an Iceberg table",
+        description="RUN_OR_ROOT is a run folder: it is published, after any older complete run under its root not yet "
+        "published to the table; or an output root: every complete run not yet published to the table, oldest first. "
+        "Rows are upserted by id (an ok row is kept over a newer error row), ids gone from the run's input listing "
+        "are deleted, and _PUBLISHED in the run folder records it. Takes the root's lock. Prints a JSON line of figures.",
+    )
+    pb.add_argument("source", metavar="RUN_OR_ROOT", help="a run folder OUTPUT/RUN_ID, or an output root OUTPUT")
+    pb.add_argument("--to", metavar="iceberg://CATALOG/NAMESPACE.TABLE",
+                    help="the table (default: the publish recorded in the run's run.json, or the newest run's of a root)")
+    pb.add_argument("--break-lock", action="store_true", help="take over the output root's lock if it is stale")
+    pb.add_argument("--verbose", action="store_true", help="also show Ray's own log lines")
+    pb.set_defaults(handler=_publish)
     return parser
 
 

@@ -26,6 +26,7 @@ from asr_actor.errors import describe
 from asr_actor import storage
 from asr_actor.retry import DEFAULT_RETRY_S
 from asr_actor.storage import Store
+from jobs.report.iceberg_target import parse_target
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,14 @@ class JobConfig(TranscriberConfig):
     # every third of that); an older lock is stale and --break-lock may take it
     lock_ttl_s: float = 300.0
     progress_s: float = 10.0  # s between plain progress lines when stderr is not a terminal (cron, ray job logs)
+    # iceberg://CATALOG/NAMESPACE.TABLE: at the end of each complete run, upsert its rows (and those of any
+    # complete run under the root not yet published there) into that Iceberg table by id; None: no table
+    publish: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.publish is not None:
+            parse_target(self.publish)  # the form is checked at load: a typo fails before any work, not after it
 
     def transcriber(self) -> TranscriberConfig:
         """Just the transcriber's part (what a model actor is given)."""

@@ -2,6 +2,7 @@
 
     preflight -> plan -> prepare (fetch, decode, windows + log-mel; CPU actors)
               -> transcribe (model actors) -> write (Parquet parts) -> finalize (deduplicate, _SUCCESS)
+              -> publish (with ``publish:``, the rows upserted into an Iceberg table: jobs.report.publish)
 
 ``preflight`` (:mod:`jobs.run.preflight`) resolves the model from its small files and
 checks the config before anything is written; ``plan`` (:mod:`jobs.run.planning`)
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from asr_actor import storage
-from asr_actor.errors import describe, redact
+from asr_actor.errors import AsrBatchError, describe, redact
 from jobs.config import JobConfig, StagesConfig, load_config
 from jobs.run import dataset
 from jobs.run.planning import JobError, Plan, plan
@@ -140,7 +141,21 @@ def _run_locked(cfg: JobConfig, checked: Checked, resume: bool, started: float, 
         return {"unchanged": p.unchanged, "audio_hours": round(counts["audio_s"] / 3600, 4),
                 "wall_s": round(wall, 2), "rtfx": round(audio_now / wall, 2) if wall else None}
 
-    return p.folder.finish(p.done_before, figures)
+    summary = p.folder.finish(p.done_before, figures)
+    if cfg.publish:  # still under the root's lock; _SUCCESS is written: a failed publish leaves the run complete
+        summary["published"] = _publish(cfg, p.folder, verbose)
+    return summary
+
+
+def _publish(cfg: JobConfig, folder: RunFolder, verbose: bool) -> list[dict[str, Any]]:
+    """Publish this run, and any complete run under the root not yet published to ``cfg.publish``, oldest first."""
+    from jobs.report.publish import publish_pending
+
+    try:
+        return publish_pending(cfg.output, cfg.publish, cfg.storage.store, cfg.ray, verbose=verbose)
+    except AsrBatchError as exc:
+        raise JobError(f"the run is complete, but publishing it failed: {exc}; fix the cause, then: "
+                       f"asr-batch publish {redact(folder.uri)}") from exc
 
 
 def resume_config(run_uri: str, overrides: list[str]) -> JobConfig:

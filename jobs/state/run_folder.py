@@ -6,6 +6,7 @@
                       data/part-*.parquet  transcript rows; each part whole or absent
                       listing.parquet    (incremental runs) every input seen; the manifest holds those taken
                       _SUCCESS           written last: ok / failed / skipped counts, audio and wall seconds
+                      _PUBLISHED         after _SUCCESS, per published table: snapshot, rows, time
 
 :class:`RunFolder` is the one writer of all of it, in the shape of a Ray Data datasink:
 :meth:`~RunFolder.create` on start (the frozen inputs, then ``run.json``),
@@ -42,6 +43,7 @@ LISTING = "listing.parquet"  # an incremental run's whole input listing
 DATA = "data"  # the folder of the parts
 PART_PREFIX, PART_SUFFIX = "part-", ".parquet"  # data/part-<uuid>.parquet
 SUCCESS = "_SUCCESS"  # written last: the run is complete
+PUBLISHED = "_PUBLISHED"  # after SUCCESS: {target URI: its publish record}, one entry per table the rows went to
 
 
 _KEYS = (ID, ERROR, ERROR_KIND, DURATION)  # what resume, dedupe and the summary read of each row
@@ -148,9 +150,20 @@ class RunFolder:
         """Where the inputs this run saw are: the listing of an incremental run, else the manifest."""
         return self.path(LISTING) if self.store.exists(self.path(LISTING)) else self.path(MANIFEST)
 
-    def read_listing(self) -> pa.Table:
-        """The inputs this run saw (:meth:`listing_uri`)."""
-        return pq.read_table(io.BytesIO(self.store.read_bytes(self.listing_uri())))
+    def read_listing(self, columns: list[str] | None = None) -> pa.Table:
+        """The inputs this run saw (:meth:`listing_uri`), of ``columns`` (None: all)."""
+        return pq.read_table(io.BytesIO(self.store.read_bytes(self.listing_uri())), columns=columns)
+
+    def published(self) -> dict[str, Any]:
+        """``_PUBLISHED``: each table this complete run's rows were published to -> its record (none: {})."""
+        try:
+            return self.read_json(PUBLISHED)
+        except FileNotFoundError:
+            return {}
+
+    def mark_published(self, target: str, record: dict[str, Any]) -> None:
+        """Add ``target``'s record to ``_PUBLISHED`` (the caller holds the root's lock: no other writer)."""
+        self._write_json(PUBLISHED, {**self.published(), target: record})
 
     def keys(self, parts: list[str] | None = None, extra: Sequence[str] = ()) -> pa.Table:
         """id, error, error kind and duration (and the ``extra`` columns) of every row in ``data/``,

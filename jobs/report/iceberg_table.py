@@ -1,0 +1,88 @@
+"""The Iceberg table's side of publishing a run (:mod:`jobs.report.publish`): its schema, its rows, its scans and deletes.
+
+The run's rows go to Ray Data's Iceberg writer as a dataset over the run's parts, each
+part read by a Ray task (the driver never holds a whole run's rows); the driver scans
+the table for ids only.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from asr_actor.schema import ERROR, ID, output_schema
+from jobs.report.iceberg_target import Target
+from jobs.state.run_folder import MANIFEST, RunFolder
+
+SCAN_IDS = 10_000  # ids per IN filter of a table scan (error ids whose ok row the table holds)
+DELETE_IDS = 10_000  # ids per delete of ids gone from the listing
+
+
+def run_schema(folder: RunFolder) -> pa.Schema:
+    """The run's output schema: the contract's columns plus its manifest's pass-through ones."""
+    return output_schema(pq.read_schema(io.BytesIO(folder.store.read_bytes(folder.path(MANIFEST)))))
+
+
+class _PartRows:
+    """A Ray Data map over part URIs: each part's rows in the table's schema, less the ``skip`` ids."""
+
+    def __init__(self, folder: RunFolder, schema: pa.Schema, skip: pa.Array) -> None:
+        self.folder, self.schema, self.skip = folder, schema, skip
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out = []
+        for uri in batch.column("item").to_pylist():
+            rows = self.folder.read_part(uri)
+            rows = rows.filter(pc.invert(pc.is_in(rows.column(ID), value_set=self.skip)))
+            columns = [rows.column(f.name).cast(f.type) if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
+                       for f in self.schema]
+            out.append(pa.Table.from_arrays(columns, schema=self.schema))
+        return pa.concat_tables(out) if out else self.schema.empty_table()
+
+
+def ok_ids_in_table(table: Any, ids: pa.Array) -> pa.Array:
+    """Of ``ids``, those the table holds as an ok row (error null): scans filtered on them, a batch at a time."""
+    from pyiceberg.expressions import In
+
+    found = []
+    for lo in range(0, len(ids), SCAN_IDS):
+        rows = table.scan(row_filter=In(ID, ids[lo:lo + SCAN_IDS].to_pylist()), selected_fields=(ID, ERROR)).to_arrow()
+        found.append(rows.filter(pc.is_null(rows.column(ERROR))).column(ID).combine_chunks())
+    return pa.concat_arrays(found) if found else pa.array([], pa.string())
+
+
+def upsert_rows(folder: RunFolder, target: Target, properties: dict[str, Any], table: Any, schema: pa.Schema,
+            skip: pa.Array) -> None:
+    """The run's rows less ``skip``, upserted by id through Ray Data's Iceberg writer (a first write appends)."""
+    import ray.data
+    from ray.data import SaveMode
+
+    parts = folder.parts()
+    rows = ray.data.from_items(parts).map_batches(_PartRows(folder, schema, skip), batch_size=1, batch_format="pyarrow")
+    # Ray's upsert scans the table's "main" ref, which a table gets with its first snapshot
+    upsert = table.current_snapshot() is not None
+    rows.write_iceberg(target.identifier, catalog_kwargs={"name": target.catalog, **properties},
+                       mode=SaveMode.UPSERT if upsert else SaveMode.APPEND,
+                       upsert_kwargs={"join_cols": [ID]} if upsert else None)
+
+
+def delete_gone(table: Any, listed: pa.Array) -> int:
+    """Delete the table's ids that are not in ``listed``, in batches, in one transaction; return how many."""
+    from pyiceberg.expressions import In
+
+    if table.current_snapshot() is None:
+        return 0
+    gone = []
+    for batch in table.scan(selected_fields=(ID,)).to_arrow_batch_reader():
+        ids = batch.column(0)
+        gone.append(ids.filter(pc.invert(pc.is_in(ids, value_set=listed))))
+    gone_ids = pa.concat_arrays(gone) if gone else pa.array([], pa.string())
+    if len(gone_ids):
+        with table.transaction() as txn:
+            for lo in range(0, len(gone_ids), DELETE_IDS):
+                txn.delete(In(ID, gone_ids[lo:lo + DELETE_IDS].to_pylist()))
+    return len(gone_ids)
