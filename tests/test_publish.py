@@ -73,28 +73,6 @@ def _rows(table: pa.Table) -> list[dict]:
     return table.select(COMPARED).sort_by("id").to_pylist()
 
 
-@pytest.fixture
-def local_ray():
-    """A local Ray in this process (Ray Data's Iceberg writer runs on it), started once and kept for the module."""
-    import ray
-
-    from jobs.config import RayConfig
-    from jobs.run.ray_cluster import init_ray
-
-    if not ray.is_initialized():
-        init_ray(RayConfig(num_cpus=2))
-    yield
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _stop_local_ray():
-    yield
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-
-
 @pytest.mark.parametrize("value", ["iceberg:/x", "delta://local/asr.t", "iceberg://local/transcripts", "iceberg://local/"])
 def test_a_bad_publish_target_is_one_config_error_line(value):
     from jobs.config import load_config

@@ -55,34 +55,60 @@ def ok_ids_in_table(table: Any, ids: pa.Array) -> pa.Array:
     return pa.concat_arrays(found) if found else pa.array([], pa.string())
 
 
+def _upsert_sink(gone: pa.Array, *args: Any, **kwargs: Any) -> Any:
+    """Ray's Iceberg upsert sink whose rewrite of the table's files also drops the ``gone`` ids.
+
+    Its upsert rewrites, in Ray tasks, every file that may hold an upserted id, dropping the
+    rows whose id is among the written rows' keys; adding the ids gone from the listing to
+    those keys deletes them in the same parallel pass and commit (pyiceberg's own delete
+    rewrites file after file in this process: 79 s against 20 s for a 10% night of 1,000,000 ids).
+    """
+    from ray.data._internal.datasource.iceberg_datasink import IcebergDatasink
+
+    class UpsertDeleting(IcebergDatasink):
+        def on_write_complete(self, write_result: Any) -> None:
+            for result in write_result.write_returns:
+                if result and result.data_files and result.upsert_keys is not None:
+                    keys = result.upsert_keys
+                    more = pa.Table.from_arrays([gone.cast(keys.schema.field(ID).type)], schema=keys.schema)
+                    result.upsert_keys = pa.concat_tables([keys, more])
+                    break
+            super().on_write_complete(write_result)
+
+    return UpsertDeleting(*args, **kwargs)
+
+
 def upsert_rows(folder: RunFolder, target: Target, properties: dict[str, Any], table: Any, schema: pa.Schema,
-            skip: pa.Array) -> None:
-    """The run's rows less ``skip``, upserted by id through Ray Data's Iceberg writer (a first write appends)."""
+                skip: pa.Array, gone: pa.Array) -> None:
+    """The run's rows less ``skip`` upserted by id, and the ``gone`` ids deleted, through Ray Data's Iceberg
+    writer in one commit (a first write appends: Ray's upsert scans the "main" ref a table gets with its first snapshot)."""
     import ray.data
     from ray.data import SaveMode
 
     parts = folder.parts()
     rows = ray.data.from_items(parts).map_batches(_PartRows(folder, schema, skip), batch_size=1, batch_format="pyarrow")
-    # Ray's upsert scans the table's "main" ref, which a table gets with its first snapshot
-    upsert = table.current_snapshot() is not None
-    rows.write_iceberg(target.identifier, catalog_kwargs={"name": target.catalog, **properties},
-                       mode=SaveMode.UPSERT if upsert else SaveMode.APPEND,
-                       upsert_kwargs={"join_cols": [ID]} if upsert else None)
+    catalog = {"name": target.catalog, **properties}
+    if table.current_snapshot() is None:
+        rows.write_iceberg(target.identifier, catalog_kwargs=catalog, mode=SaveMode.APPEND)
+    else:
+        rows.write_datasink(_upsert_sink(gone, target.identifier, catalog_kwargs=catalog, mode=SaveMode.UPSERT,
+                                         upsert_kwargs={"join_cols": [ID]}))
 
 
-def delete_gone(table: Any, listed: pa.Array) -> int:
-    """Delete the table's ids that are not in ``listed``, in batches, in one transaction; return how many."""
+def gone_ids(table: Any, listed: pa.Array) -> pa.Array:
+    """The table's ids that are not in ``listed`` (a scan of the ``id`` column only)."""
+    if table.current_snapshot() is None:
+        return pa.array([], pa.string())
+    ids = table.scan(selected_fields=(ID,)).to_arrow().column(ID)  # ids only; one lookup set (is_in builds one a call)
+    return ids.filter(pc.invert(pc.is_in(ids, value_set=listed))).combine_chunks().cast(pa.string())
+
+
+def delete_ids(table: Any, ids: pa.Array) -> None:
+    """Delete ``ids`` from the table in one transaction, in batches (pyiceberg's copy-on-write delete, in this
+    process: used when a run upserts nothing, so that no Ray rewrite pass happens anyway)."""
     from pyiceberg.expressions import In
 
-    if table.current_snapshot() is None:
-        return 0
-    gone = []
-    for batch in table.scan(selected_fields=(ID,)).to_arrow_batch_reader():
-        ids = batch.column(0)
-        gone.append(ids.filter(pc.invert(pc.is_in(ids, value_set=listed))))
-    gone_ids = pa.concat_arrays(gone) if gone else pa.array([], pa.string())
-    if len(gone_ids):
+    if len(ids):
         with table.transaction() as txn:
-            for lo in range(0, len(gone_ids), DELETE_IDS):
-                txn.delete(In(ID, gone_ids[lo:lo + DELETE_IDS].to_pylist()))
-    return len(gone_ids)
+            for lo in range(0, len(ids), DELETE_IDS):
+                txn.delete(In(ID, ids[lo:lo + DELETE_IDS].to_pylist()))

@@ -3,10 +3,11 @@
 Per run, oldest first (:func:`publish_pending`): its rows are upserted by ``id`` through
 Ray Data's Iceberg writer (``write_iceberg``, ``SaveMode.UPSERT``), except an error row
 for an id the table holds as an ok row (found by a scan filtered on the run's error ids):
-an ok row is kept over a newer error, as export keeps it. Then the ids the table holds
-that are gone from the run's input listing are deleted (a scan of the ``id`` column only,
-deletes in batches). The table's schema is the run's output schema; a missing namespace
-or table is created, new columns are added. After the commits, ``_PUBLISHED`` in the run
+an ok row is kept over a newer error, as export keeps it. The ids the table holds that
+are gone from the run's input listing (a scan of the ``id`` column only) are deleted in
+the same rewrite and commit (:func:`jobs.report.iceberg_table.upsert_rows`). The table's
+schema is the run's output schema; a missing namespace or table is created, new columns
+are added. After the commits, ``_PUBLISHED`` in the run
 folder records the table, snapshot and rows: a run is published once, and one whose
 publish failed is caught up by the next publish of its root. Publishing a run again is
 harmless (an upsert by id gives the same table). The run folders are never changed but
@@ -29,7 +30,7 @@ from asr_actor.storage import Store
 from jobs.config import RayConfig
 from jobs.report.iceberg_target import EXAMPLE, PublishError, catalog_properties, load_catalog, parse_target
 from jobs.state.history import complete_runs
-from jobs.report.iceberg_table import delete_gone, ok_ids_in_table, run_schema, upsert_rows
+from jobs.report.iceberg_table import delete_ids, gone_ids, ok_ids_in_table, run_schema, upsert_rows
 from jobs.state.run_folder import RunFolder
 
 PUBLISH_LOCK_TTL_S = 300.0  # s the root's lock taken by `asr-batch publish` stays valid without a heartbeat
@@ -56,18 +57,19 @@ def publish_run(folder: RunFolder, target: str, ray: RayConfig = RayConfig(), ve
         errors = pc.unique(keys.filter(pc.is_valid(keys.column(ERROR))).column(ID))
         skip = ok_ids_in_table(table, errors) if table.current_snapshot() is not None else pa.array([], pa.string())
         upserted = keys.num_rows - len(skip)
+        gone = gone_ids(table, folder.read_listing([ID]).column(ID).combine_chunks())
         if upserted:
             init_ray(ray, verbose)
-            upsert_rows(folder, parsed, properties, table, schema, skip)
-        table = catalog.load_table(parsed.identifier)
-        deleted = delete_gone(table, folder.read_listing([ID]).column(ID).combine_chunks())
+            upsert_rows(folder, parsed, properties, table, schema, skip, gone)
+        else:
+            delete_ids(table, gone)
         snapshot = catalog.load_table(parsed.identifier).current_snapshot()
     except PublishError:
         raise
     except Exception as exc:  # noqa: BLE001 - the catalog's, the store's or Ray's failure: one line
         raise PublishError(f"{target}: {failure_cause(exc)}") from exc
     figures = {"run": redact(folder.uri), "table": target, "rows_upserted": upserted, "error_rows_kept_ok": len(skip),
-               "ids_deleted": deleted, "snapshot_id": snapshot.snapshot_id if snapshot else None,
+               "ids_deleted": len(gone), "snapshot_id": snapshot.snapshot_id if snapshot else None,
                "wall_s": round(time.perf_counter() - started, 2)}
     folder.mark_published(target, {**figures, "published_at": datetime.now(timezone.utc).isoformat()})
     return figures
