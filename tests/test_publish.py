@@ -9,7 +9,12 @@ a local warehouse or one on the loopback S3 server); after each publish the tabl
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import socket
+import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -83,8 +88,20 @@ def test_a_bad_publish_target_is_one_config_error_line(value):
     assert load_config(None, input="in/", output="out/", publish=TABLE).publish == TABLE
 
 
+@contextmanager
+def _silent_server():
+    """A TCP server on loopback that accepts connections and never answers: a catalog that hangs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
 @pytest.mark.slow
-def test_a_job_publishes_at_its_end_and_a_failed_publish_is_caught_up(tmp_path, asr_cache, offline_model_dir):
+def test_a_job_publishes_at_its_end_and_a_killed_or_failed_publish_is_caught_up(tmp_path, asr_cache, offline_model_dir):
     import ray
 
     if ray.is_initialized():  # ray_stop below stops every Ray of this machine
@@ -93,35 +110,51 @@ def test_a_job_publishes_at_its_end_and_a_failed_publish_is_caught_up(tmp_path, 
     audio.mkdir()
     for source in (GOOD / "wav16k_mono.wav", GOOD / "flac16k_mono.flac", BAD / "empty.wav"):
         shutil.copy(source, audio / source.name)
-    broken = "iceberg://broken/asr.transcripts"  # a SQL catalog whose SQLite file cannot be made
+    broken = "iceberg://broken/asr.transcripts"  # a SQL catalog whose SQLite file cannot be made, then can
     env = job_env({"PYICEBERG_CATALOG__BROKEN__TYPE": "sql",
                    "PYICEBERG_CATALOG__BROKEN__URI": f"sqlite:///{tmp_path}/no/such/folder/catalog.db"}, asr_cache)
+    fixed = {**env, "PYICEBERG_CATALOG__BROKEN__URI": f"sqlite:///{tmp_path}/catalog.db",
+             "PYICEBERG_CATALOG__BROKEN__WAREHOUSE": f"file://{tmp_path}/warehouse"}
     job = ["run", "configs/local.yaml", "--input", str(audio), "--output", str(root), "--set", "incremental.max_attempts=1"]
     try:
-        failed = cli.run(*job, "--run-id", "r1", "--publish", broken, env=env)
+        with _silent_server() as hanging:  # r1's publish hangs after _SUCCESS: the job is killed there
+            proc = cli.start(*job, "--run-id", "r1", "--publish", broken, capture=False, new_session=True,
+                             env={**env, "PYICEBERG_CATALOG__BROKEN__TYPE": "rest", "PYICEBERG_CATALOG__BROKEN__URI": hanging})
+            deadline = time.monotonic() + 300
+            while not (root / "r1" / "_SUCCESS").exists():
+                assert proc.poll() is None and time.monotonic() < deadline, "the job ended before its parts were complete"
+                time.sleep(0.1)
+            time.sleep(2)  # into the publish, which waits on the silent catalog
+            assert proc.poll() is None
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        ray_stop(env)
+        assert not (root / "r1" / PUBLISHED).exists()
+        resumed = cli.run("resume", str(root / "r1"), env=fixed)  # complete, not published: resume publishes it
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert set(json.loads((root / "r1" / PUBLISHED).read_text())) == {broken}
+
+        failed = cli.run(*job, "--run-id", "r2", "--incremental", "--publish", broken, env=env)
         assert failed.returncode == 2 and "Traceback" not in failed.stderr
         line = failed.stderr.strip().splitlines()[-1]
         assert line.startswith(f"asr-batch: the run is complete, but publishing it failed: {broken}: cannot open catalog 'broken'")
-        assert line.endswith(f"; fix the cause, then: asr-batch publish {root}/r1"), line
-        assert (root / "r1" / "_SUCCESS").exists() and not (root / "r1" / PUBLISHED).exists()
-
-        fixed = {**env, "PYICEBERG_CATALOG__BROKEN__URI": f"sqlite:///{tmp_path}/catalog.db",
-                 "PYICEBERG_CATALOG__BROKEN__WAREHOUSE": f"file://{tmp_path}/warehouse"}
-        published = cli.run("publish", str(root / "r1"), env=fixed)  # the table recorded in r1's run.json
+        assert line.endswith(f"; fix the cause, then: asr-batch publish {root}/r2"), line
+        assert (root / "r2" / "_SUCCESS").exists() and not (root / "r2" / PUBLISHED).exists()
+        published = cli.run("publish", str(root / "r2"), env=fixed)  # the table recorded in r2's run.json
         assert published.returncode == 0, published.stderr[-3000:]
         figures = json.loads(published.stdout)
-        assert figures["runs"] == [str(root / "r1")] and figures["rows_upserted"] == 3 and figures["table"] == broken
+        assert figures["runs"] == [str(root / "r2")] and figures["table"] == broken
 
-        second = cli.run(*job, "--run-id", "r2", "--incremental", "--publish", TABLE, env=env)  # nothing new to do
-        assert second.returncode == 0, second.stderr[-3000:]
-        assert set(json.loads((root / "r1" / PUBLISHED).read_text())) == {broken, TABLE}  # r1 caught up into the new table
-        assert set(json.loads((root / "r2" / PUBLISHED).read_text())) == {TABLE}
+        third = cli.run(*job, "--run-id", "r3", "--incremental", "--publish", TABLE, env=env)  # nothing new to do
+        assert third.returncode == 0, third.stderr[-3000:]
+        for run, tables in (("r1", {broken, TABLE}), ("r2", {broken, TABLE}), ("r3", {TABLE})):  # caught up, in order
+            assert set(json.loads((root / run / PUBLISHED).read_text())) == tables, run
         snapshots = len(_table(root=root).snapshots())
-        resumed = cli.run("resume", str(root / "r2"), env=env)  # complete and published: nothing to publish again
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        again = cli.run("resume", str(root / "r3"), env=env)  # complete and published: nothing to publish again
+        assert again.returncode == 0, again.stderr[-3000:]
         assert len(_table(root=root).snapshots()) == snapshots
         status = cli.run("status", str(root), env=env)
-        assert status.returncode == 0 and "r2" in status.stdout and "_iceberg" not in status.stdout, status.stderr
+        assert status.returncode == 0 and "r3" in status.stdout and "_iceberg" not in status.stdout, status.stderr
     finally:
         ray_stop(env)
     table = _table(root=root)
@@ -131,6 +164,9 @@ def test_a_job_publishes_at_its_end_and_a_failed_publish_is_caught_up(tmp_path, 
     con = table.scan().to_duckdb("transcripts")
     assert con.execute("SELECT count(*), count(text), min(run_id) FROM transcripts WHERE error IS NULL").fetchone() == (2, 2, "r1")
     assert con.execute("SELECT error FROM transcripts WHERE id LIKE '%empty.wav'").fetchone()[0].startswith("decode: ")
+    assert _rows(_table("broken", properties={"type": "sql", "uri": fixed["PYICEBERG_CATALOG__BROKEN__URI"],
+                                              "warehouse": fixed["PYICEBERG_CATALOG__BROKEN__WAREHOUSE"]}).scan().to_arrow()) \
+        == _rows(rows)
 
 
 @pytest.mark.slow
