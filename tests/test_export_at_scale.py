@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from bench_parts import synthetic_root  # noqa: E402
 from jobs.report import current_table  # noqa: E402
 from jobs.report.export import export  # noqa: E402
+from jobs.state.run_folder import PUBLISHED  # noqa: E402
 
 IDS = 3_000  # inputs of the synthetic root's full run; ~3,900 rows over its four runs
 BUCKET_ROWS = 1_000  # so that the Ray engine cuts the ids into four ranges
@@ -100,8 +101,8 @@ def test_the_benchmark_reports_both_engines_on_a_root(root, tmp_path):
     import subprocess
 
     bench = Path(__file__).resolve().parents[1] / "scripts" / "bench_export.py"
-    proc = subprocess.run([sys.executable, str(bench), "--ids", str(IDS), "--root", str(root), "--engines", "ray,local"],
-                          capture_output=True, text=True, timeout=600, check=True)
+    proc = subprocess.run([sys.executable, str(bench), "--ids", str(IDS), "--root", str(root), "--engines", "ray,local",
+                           "--publish"], capture_output=True, text=True, timeout=600, check=True)
     report = json.loads(proc.stdout)
     expected = export(str(root), str(tmp_path / "out"), engine="local")["rows"]
     assert set(report["export"]) == {"ray", "local"} and report["ids"] == IDS
@@ -110,4 +111,15 @@ def test_the_benchmark_reports_both_engines_on_a_root(root, tmp_path):
         assert 0 < figures["driver_peak_heap_gib"] <= figures["max_process_peak_heap_gib"], engine
         assert figures["wall_s"] >= figures["export_wall_s"] > 0, engine
     assert report["export"]["ray"]["processes_seen"] > report["export"]["local"]["processes_seen"] == 1
-    assert report["root_bytes"] == sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    published = report["publish"]
+    assert list(published["runs"]) == ["full", "nightly-1", "nightly-2", "nightly-3"]  # oldest first, one table
+    assert published["runs"]["full"]["rows_upserted"] == IDS and published["table_rows"] == expected
+    listed = {run: pq.read_metadata(root / run / name).num_rows
+              for run, name in (("full", "manifest.parquet"), ("nightly-1", "listing.parquet"),
+                                ("nightly-2", "listing.parquet"), ("nightly-3", "listing.parquet"))}
+    for before, night in (("full", "nightly-1"), ("nightly-1", "nightly-2"), ("nightly-2", "nightly-3")):
+        figures = published["runs"][night]
+        taken = pq.read_metadata(root / night / "manifest.parquet").num_rows
+        assert figures["returncode"] == 0 and 0 < figures["rows_upserted"] <= taken, night
+        assert figures["ids_deleted"] == listed[before] - listed[night] > 0, night  # a deleted id is never listed again
+    assert report["root_bytes"] == sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != PUBLISHED)
