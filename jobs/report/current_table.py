@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from asr_actor.schema import ID
 from asr_actor.storage import Store
+from jobs.state.arrow_ops import conform
 from jobs.state.history import PastRun, newest_per_id
 from jobs.state.run_folder import SUCCESS
 
@@ -80,9 +81,7 @@ def _read_parts(batch: dict[str, np.ndarray], *, schema: pa.Schema, bounds: np.n
     """The rows of a batch of parts, in ``schema`` (a column a part lacks is nulls), each with its bucket."""
     tables = []
     for uri in batch["part"]:
-        t = pq.read_table(io.BytesIO(store.read_bytes(str(uri))))
-        tables.append(pa.table([t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(t.num_rows, f.type)
-                                for f in schema], schema=schema))
+        tables.append(conform(pq.read_table(io.BytesIO(store.read_bytes(str(uri)))), schema))
     rows = pa.concat_tables(tables)
     ids = np.asarray(rows.column(ID).to_pylist(), dtype=object)
     return rows.append_column(BUCKET, pa.array(np.searchsorted(bounds, ids, side="right").astype(np.int32)))

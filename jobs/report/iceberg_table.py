@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from asr_actor.schema import ERROR, ID, output_schema
 from jobs.report.iceberg_target import Target
+from jobs.state.arrow_ops import conform
 from jobs.state.run_folder import MANIFEST, RunFolder
 
 SCAN_IDS = 10_000  # ids per IN filter of a table scan (error ids whose ok row the table holds)
@@ -38,9 +39,7 @@ class _PartRows:
         for uri in batch.column("item").to_pylist():
             rows = self.folder.read_part(uri)
             rows = rows.filter(pc.invert(pc.is_in(rows.column(ID), value_set=self.skip)))
-            columns = [rows.column(f.name).cast(f.type) if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
-                       for f in self.schema]
-            out.append(pa.Table.from_arrays(columns, schema=self.schema))
+            out.append(conform(rows, self.schema))
         return pa.concat_tables(out) if out else self.schema.empty_table()
 
 

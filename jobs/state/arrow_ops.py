@@ -1,4 +1,5 @@
-"""Table operations the job needs that Arrow spells in several steps: the first row of each key, in an order."""
+"""Table operations the job needs that Arrow spells in several steps: the first row of each key, in an order;
+a table in another schema."""
 
 from __future__ import annotations
 
@@ -21,3 +22,10 @@ def first_of_each(table: pa.Table, key: str, order: Sequence[tuple[str, str]]) -
 def flag(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """A boolean column as 0/1, for sorting (nulls as 0)."""
     return pc.cast(pc.fill_null(values, False), pa.int8())
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``: its columns in that order and those types, a column it lacks as nulls,
+    one ``schema`` does not name dropped (parts of older runs lack newer nullable columns)."""
+    return pa.Table.from_arrays([table.column(f.name).cast(f.type) if f.name in table.column_names
+                                 else pa.nulls(table.num_rows, f.type) for f in schema], schema=schema)
