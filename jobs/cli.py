@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(handler=_transcribe)
 
     run = sub.add_parser("run", help="run the Ray Data job over a manifest or prefix into a new run folder")
-    run.add_argument("config", help="YAML job config (see configs/)")
+    run.add_argument("config", help="YAML job config: a file's path, or a built-in config's name "
+                     "(local, cluster, gpu: the repository's configs/NAME.yaml, shipped in the wheel too)")
     run.add_argument("--input", help="manifest (Parquet, CSV, JSONL) or prefix; overrides the config")
     run.add_argument("--output", help="run root; the run folder is OUTPUT/RUN_ID")
     run.add_argument("--run-id", help="default: a UTC timestamp")

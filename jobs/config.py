@@ -9,6 +9,9 @@ same typed, unknown-key-rejecting builder as the transcriber's config.
 Three sizes, three meanings: ``stages.prepare.batch_size`` is files per CPU-stage call,
 ``stages.transcribe.batch_size`` files per model-actor call, ``decoding.batch_size``
 30 s windows per ``generate()``; ``stages.write.batch_size`` is rows per Parquet part.
+
+The config is a YAML file, or the name of a built-in one (``local``, ``cluster``, ``gpu``:
+the repository's ``configs/NAME.yaml``, which a wheel carries too, see :mod:`jobs.shipped`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from asr_actor import storage
 from asr_actor.retry import DEFAULT_RETRY_S
 from asr_actor.storage import Store
 from jobs.report.iceberg_target import parse_target
+from jobs.shipped import builtin_configs
 
 
 @dataclass(frozen=True)
@@ -172,10 +176,22 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     return out
 
 
+def config_file(name: str | Path) -> Path:
+    """The YAML file ``name`` means: a bare name (no ``/``, no suffix) is a built-in config, anything else a path."""
+    if isinstance(name, Path) or "/" in name or Path(name).suffix:
+        return Path(name)
+    builtin = builtin_configs()
+    if name not in builtin:
+        known = ", ".join(builtin) or "none in this install"
+        raise ConfigError(f"{name}: no such built-in config ({known}); give a YAML file's path (./{name} for one here)")
+    return builtin[name]
+
+
 def load_config(path: str | Path | None, overrides: Sequence[str] = (), **fields: Any) -> JobConfig:
-    """Read YAML at ``path`` (or start empty), then CLI fields, then ``--set`` overrides; validate."""
+    """Read the YAML ``path`` names (:func:`config_file`; or start empty), then CLI fields, then ``--set`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
+        path = config_file(path)
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:

@@ -117,17 +117,26 @@ def run_local_job(cache: Path, manifest: Path, output: Path, run_id: str, *sets:
         ray_stop(env)
 
 
+def ray_command(python: Path | None = None) -> list[str]:
+    """The argv of ``ray``: this venv's, or the Ray CLI run by ``python`` (whose processes then run on it)."""
+    return [str(python), "-m", "ray.scripts.scripts"] if python else [str(BIN / "ray")]
+
+
 @contextmanager
-def ray_head(env: dict[str, str], num_cpus: int = 4) -> Iterator[str]:
-    """``ray start --head`` on loopback with a dashboard (job submission); yield its address."""
+def ray_head(env: dict[str, str], num_cpus: int = 4, python: Path | None = None,
+             cwd: Path | None = None) -> Iterator[str]:
+    """``ray start --head`` on loopback with a dashboard (job submission); yield its address.
+
+    ``python``: the interpreter the head and its workers run on (default: this venv's); ``cwd``: theirs.
+    """
     _slow_tests_only("a Ray head")
     port, dash = free_port(), free_port()
     start = [
-        str(BIN / "ray"), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
+        *ray_command(python), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
         "--node-ip-address=127.0.0.1", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dash}", "--disable-usage-stats",
     ]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
+    subprocess.run(start, env=env, cwd=cwd, check=True, capture_output=True, timeout=180)
     try:
         _wait_port(dash, 120)
         yield f"http://127.0.0.1:{dash}"

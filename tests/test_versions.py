@@ -44,4 +44,4 @@ def test_a_drifted_install_is_named_with_its_locked_version(tmp_path):
     state = lock_state(lock)
     assert list(state["differs"]) == ["pyyaml"] and state["differs"]["pyyaml"]["locked"] == "0.0.1"
     assert describe_lock(state).startswith(f"lock {state['lock']}, 1 differ: pyyaml ")
-    assert describe_lock(lock_state(tmp_path / "none.txt")) == "no lock file"
+    assert describe_lock(lock_state(tmp_path / "none.txt")) == "no lock recorded"

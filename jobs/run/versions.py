@@ -2,7 +2,8 @@
 
 ``asr-batch --version`` shows it in one line and ``run.json`` records it, so a run on
 a cluster whose nodes drifted from the tested versions says so. Only installed
-metadata and the lock file are read: nothing is imported.
+metadata and the lock file are read: nothing is imported. The lock is the checkout's
+``constraints.txt``, or the copy a wheel carries (:mod:`jobs.shipped`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from jobs.shipped import shipped_file
+
 PACKAGES = ("asr-batch", "torch", "transformers", "ray", "pyarrow", "av", "fsspec", "s3fs")  # recorded in run.json
 SHOWN = ("torch", "transformers", "ray")  # on the --version line
-LOCK_FILE = Path(__file__).resolve().parents[2] / "constraints.txt"  # scripts/lock.sh writes it
+LOCK_NAME = "constraints.txt"  # scripts/lock.sh writes it; a wheel carries a copy
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
 
 
@@ -24,9 +27,17 @@ def normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def locked(lock_file: Path = LOCK_FILE) -> dict[str, str]:
-    """The lock's pins: normalized name -> version."""
-    return {normalized(pin[1]): pin[2] for line in lock_file.read_text().splitlines() if (pin := _PIN.match(line))}
+def lock_file() -> Path | None:
+    """The lock this code was built or checked out with; None where there is none."""
+    return shipped_file(LOCK_NAME)
+
+
+def locked(lock: Path | None = None) -> dict[str, str]:
+    """The lock's pins (default: :func:`lock_file`'s): normalized name -> version; none without a lock."""
+    lock = lock or lock_file()
+    if lock is None or not lock.is_file():
+        return {}
+    return {normalized(pin[1]): pin[2] for line in lock.read_text().splitlines() if (pin := _PIN.match(line))}
 
 
 def installed(name: str) -> str | None:
@@ -41,28 +52,30 @@ def versions() -> dict[str, str | None]:
     return {name: installed(name) for name in PACKAGES}
 
 
-def lock_state(lock_file: Path = LOCK_FILE) -> dict[str, Any]:
+def lock_state(lock: Path | None = None) -> dict[str, Any]:
     """``{"lock": id, "differs": {name: {"locked", "installed"}}}`` for the installed packages the lock pins.
 
-    ``lock`` is the first 12 hex digits of the file's sha256, or None where there is no
-    lock file (an install from a wheel, outside the checkout). A pinned package that is
-    not installed (an extra not asked for) is no difference.
+    ``lock`` (default: :func:`lock_file`) is summed up by the first 12 hex digits of the
+    file's sha256, or None where no lock was recorded (code neither in a checkout nor from
+    a wheel built by setup.py). A pinned package that is not installed (an extra not
+    asked for) is no difference.
     """
-    if not lock_file.is_file():
+    lock = lock or lock_file()
+    if lock is None or not lock.is_file():
         return {"lock": None, "differs": {}}
     have: dict[str, str] = {}
     for dist in metadata.distributions():  # in sys.path order: the first of a name is the one imports get;
         if dist.metadata["Name"]:  # later copies (setuptools puts its _vendor folder on sys.path) are not installed
             have.setdefault(normalized(dist.metadata["Name"]), dist.version)
     differs = {name: {"locked": version, "installed": have[name]}
-               for name, version in locked(lock_file).items() if have.get(name) not in (None, version)}
-    return {"lock": hashlib.sha256(lock_file.read_bytes()).hexdigest()[:12], "differs": differs}
+               for name, version in locked(lock).items() if have.get(name) not in (None, version)}
+    return {"lock": hashlib.sha256(lock.read_bytes()).hexdigest()[:12], "differs": differs}
 
 
 def describe_lock(state: dict[str, Any]) -> str:
     """``lock 1a2b3c4d5e6f, as locked``, or which packages differ from it."""
     if state["lock"] is None:
-        return "no lock file"
+        return "no lock recorded"
     if not state["differs"]:
         return f"lock {state['lock']}, as locked"
     shown = ", ".join(f"{n} {v['installed']} (locked {v['locked']})" for n, v in sorted(state["differs"].items())[:3])
