@@ -43,9 +43,18 @@ class PrepareStageConfig:
     # true: the CPU workers take only CPU time nothing else wants (Linux SCHED_IDLE), so on
     # a CPU-only node they fill the model's idle moments instead of slowing it down
     idle_priority: bool = False
+    # GiB of Ray's memory resource per CPU worker (None: not reserved): for long files, so that Ray
+    # places no more workers on a node than its memory holds (README, Running on a cluster)
+    memory_gib: float | None = None
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1 and self.concurrency >= 1, "stages.prepare: batch_size and concurrency >= 1")
+        require(self.memory_gib is None or self.memory_gib > 0, "stages.prepare.memory_gib must be > 0 (or null)")
+
+    @property
+    def ray_memory(self) -> dict[str, int]:
+        """``memory=`` for Ray (bytes), when ``memory_gib`` is set."""
+        return {} if self.memory_gib is None else {"memory": int(self.memory_gib * 1024 ** 3)}
 
 
 @dataclass(frozen=True)

@@ -286,6 +286,16 @@ def test_pools_fit_what_is_left_of_the_cluster():
     gpu = load_config(None, ["stages.transcribe.num_gpus=1", "stages.transcribe.max_actors=8"], input="a", output="b").stages
     assert model_actors_that_fit(gpu, {"CPU": 64, "GPU": 3}) == 3 and fitted(gpu, {"CPU": 64}) is None
     assert describe_need(gpu, {"CPU": 64}) == "one model actor and one CPU worker need 2 CPU, 1 GPU; the cluster has 64 CPU, 0 GPU"
+    gib = 1024 ** 3  # stages.prepare.memory_gib: CPU workers also fit the cluster's memory resource
+    held = load_config(None, ["stages.prepare.concurrency=8", "stages.prepare.memory_gib=3.5"], input="a", output="b").stages
+    assert held.prepare.ray_memory == {"memory": int(3.5 * gib)} and two.prepare.ray_memory == {}
+    assert fitted(held, {"CPU": 16, "memory": 8 * gib}).prepare.concurrency == 2  # 8 GiB / 3.5 GiB: two, not 8
+    assert fitted(held, {"CPU": 16, "memory": 64 * gib}).prepare.concurrency == 8
+    assert fitted(held, {"CPU": 16, "memory": 3 * gib}) is None
+    assert describe_need(held, {"CPU": 16, "memory": 3 * gib}) == (
+        "one model actor and one CPU worker need 2 CPU, 3.5 GiB memory; the cluster has 16 CPU, 0 GPU, 3.0 GiB memory")
+    with pytest.raises(ConfigError, match=r"stages.prepare.memory_gib must be > 0"):
+        load_config(None, ["stages.prepare.memory_gib=0"], input="a", output="b")
 
 
 def test_lost_workers_are_told_from_the_job_own_failures():

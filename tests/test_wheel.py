@@ -106,7 +106,9 @@ def test_the_wheel_installed_outside_the_checkout_runs_the_job(wheel, tmp_path):
     model = Path(check(user("prepare-offline-model")).strip())
     assert model.is_relative_to(tmp_path / "cache") and (model / "model.safetensors").is_file()
     try:
-        out = check(user("run", "local", "--input", str(inputs), "--output", "runs", "--run-id", "r1"))
+        # the CPU workers reserve Ray memory too (stages.prepare.memory_gib reaches map_batches' memory=)
+        out = check(user("run", "local", "--input", str(inputs), "--output", "runs", "--run-id", "r1",
+                         "--set", "stages.prepare.memory_gib=0.5"))
     finally:
         ray_stop(env)
     assert "done: 2 ok, 0 failed, 0 skipped" in out

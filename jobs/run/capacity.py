@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 
 from jobs.config import StagesConfig
 
-Resources = Mapping[str, float]  # Ray's resource names: "CPU", "GPU", ...
+Resources = Mapping[str, float]  # Ray's resource names: "CPU", "GPU", "memory" (bytes), ...
 _EPS = 1e-9  # resources are floats: 0.1 + 0.2 must still fit in 0.3
 
 
@@ -41,12 +41,14 @@ def model_actors_that_fit(stages: StagesConfig, resources: Resources) -> int:
 def fitted(stages: StagesConfig, resources: Resources) -> StagesConfig | None:
     """``stages`` fitted to ``resources`` (see the module's rule), or None when one CPU worker and one model actor do not fit."""
     fit = model_actors_that_fit(stages, resources)
-    if fit < 1 or resources.get("CPU", 0.0) + _EPS < stages.prepare.num_cpus:
-        return None
     m, cpu_stage = stages.transcribe, stages.prepare
+    memory = cpu_stage.ray_memory.get("memory", 0)  # bytes each CPU worker reserves (stages.prepare.memory_gib)
+    if fit < 1 or resources.get("CPU", 0.0) + _EPS < cpu_stage.num_cpus or resources.get("memory", 0.0) + _EPS < memory:
+        return None
     model = dataclasses.replace(m, min_actors=min(m.min_actors, fit))
     left = resources.get("CPU", 0.0) - model.min_actors * m.num_cpus
-    workers = max(1, min(cpu_stage.concurrency, _times(left - stages.write.num_cpus, cpu_stage.num_cpus)))
+    workers = max(1, min(cpu_stage.concurrency, _times(left - stages.write.num_cpus, cpu_stage.num_cpus),
+                         _times(resources.get("memory", 0.0), memory)))
     writer_share = min(stages.write.num_cpus, max(0.0, round(left - workers * cpu_stage.num_cpus, 6)))
     return dataclasses.replace(
         stages, transcribe=model, prepare=dataclasses.replace(cpu_stage, concurrency=workers),
@@ -55,9 +57,12 @@ def fitted(stages: StagesConfig, resources: Resources) -> StagesConfig | None:
 
 
 def describe_need(stages: StagesConfig, resources: Resources) -> str:
-    m = stages.transcribe
+    m, gib = stages.transcribe, stages.prepare.memory_gib
     need = f"{m.num_cpus + stages.prepare.num_cpus:g} CPU" + (f", {m.num_gpus:g} GPU" if m.num_gpus else "")
     have = ", ".join(f"{resources.get(k, 0.0):g} {k}" for k in ("CPU", "GPU"))
+    if gib is not None:
+        need += f", {gib:g} GiB memory"
+        have += f", {resources.get('memory', 0.0) / 1024 ** 3:.1f} GiB memory"
     return f"one model actor and one CPU worker need {need}; the cluster has {have}"
 
 

@@ -63,7 +63,7 @@ def build(cfg: JobConfig, stages: StagesConfig, checked: Checked, p: Plan, tally
             fn_constructor_kwargs={"audio": cfg.audio, "log_mel": log_mel, "chunked": cfg.decoding.long_form == "chunked",
                                    "idle_priority": st.prepare.idle_priority, "store": cfg.storage.store},
             compute=ActorPoolStrategy(min_size=1, max_size=st.prepare.concurrency), num_cpus=st.prepare.num_cpus,
-            **restarts,
+            **st.prepare.ray_memory, **restarts,
         )
         ds = ds.map_batches(
             TranscribeWorker, batch_size=st.transcribe.batch_size, batch_format="pyarrow",
