@@ -105,8 +105,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from jobs.report.evaluate import evaluate_run
 
     report = evaluate_run(args.run_uri, args.references)
-    for row in report["rows"]:
-        print(json.dumps(row, ensure_ascii=False))
+    for line in (*report["rows"], *report["languages"]):  # each row, then one line per language with its metric
+        print(json.dumps(line, ensure_ascii=False))
     print(json.dumps(report["overall"]))
     return 0
 

@@ -121,9 +121,11 @@ def test_evaluate_reports_wer_per_row_and_overall(s3, e2e, tmp_path):
     proc = _run(env, "evaluate", f"s3://{BUCKET}/runs/r1", "--references", str(refs))
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    per_row, overall = lines[:-1], lines[-1]
+    per_row, (english,), overall = lines[:-2], lines[-2:-1], lines[-1]
     assert sorted(r["id"] for r in per_row) == sorted(p.stem for p in good_fixtures())
-    assert overall["files"] == len(good_fixtures()) and 0 < overall["wer"] < 0.1
+    assert overall["files"] == len(good_fixtures()) and 0 < overall["wer"] < 0.1 and "cer" not in overall
+    assert english == {"language": "en", "metric": "wer", "wer": overall["wer"], "errors": english["errors"],
+                       "words": overall["words"], "files": overall["files"]}
     assert sum(r["errors"] for r in per_row) / sum(r["words"] for r in per_row) == pytest.approx(overall["wer"], abs=1e-4)
     missing = _run(env, "evaluate", f"s3://{BUCKET}/runs/r1", "--references", str(tmp_path / "none.csv"))
     assert missing.returncode == 2 and "cannot read references" in missing.stderr

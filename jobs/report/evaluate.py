@@ -1,4 +1,11 @@
-"""``asr-batch evaluate``: WER of a run's transcripts against reference texts, per row and overall."""
+"""``asr-batch evaluate``: error rates of a run's transcripts against reference texts, per row, per language, overall.
+
+Each row is scored in its language (the row's ``language``: given or detected) by
+:mod:`asr_actor.wer`: characters (CER) for a language written without spaces, words
+(WER) for the others, after Whisper's normalizer for that language. A row says which
+metric it has; the per-language table says it too; the overall WER counts the word
+languages' rows, the overall CER the character languages'.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,8 @@ from typing import Any
 
 from asr_actor.dummy import DUMMY_PREFIX
 from asr_actor.errors import AsrBatchError, describe, redact
-from asr_actor.schema import ERROR, ID, MODEL, TEXT
-from asr_actor.wer import WordErrors, word_errors
+from asr_actor.schema import ERROR, ID, LANGUAGE, MODEL, TEXT
+from asr_actor.wer import CER, WER, WordErrors, metric, word_errors
 from asr_actor.storage import Store
 from jobs.state.run_folder import RunFolder
 
@@ -43,13 +50,27 @@ def evaluate_run(run_uri: str, references_uri: str) -> dict[str, Any]:
     dummy = sorted({m for m in table.column(MODEL).to_pylist() if str(m).startswith(DUMMY_PREFIX)})
     if dummy:
         raise EvaluateError(f"{redact(run_uri)}: the run used dummy weights ({dummy[0]}); their text means nothing")
-    rows, total = [], WordErrors(0, 0, 0, 0)
-    for rid, text, error in zip(*(table.column(c).to_pylist() for c in (ID, TEXT, ERROR))):
+    languages = table.column(LANGUAGE).to_pylist() if LANGUAGE in table.column_names else [None] * table.num_rows
+    rows, by_language = [], {}
+    for rid, text, error, language in zip(*(table.column(c).to_pylist() for c in (ID, TEXT, ERROR)), languages):
         if rid not in refs:
             continue
-        e = word_errors(refs[rid], text or "")
-        total = total + e
-        rows.append({ID: rid, "wer": round(e.wer, 4), "errors": e.errors, "words": e.reference_words, ERROR: error})
+        e = word_errors(refs[rid], text or "", language)
+        key = language or "en"
+        by_language[key] = by_language.get(key, WordErrors(0, 0, 0, 0)) + e
+        rows.append({ID: rid, LANGUAGE: language, **_figures(e, metric(language)), ERROR: error})
     if not rows:
         raise EvaluateError(f"no id of {redact(references_uri)} is in the run {redact(run_uri)}")
-    return {"rows": rows, "overall": {"wer": round(total.wer, 4), "files": len(rows), "words": total.reference_words}}
+    table_rows = [{LANGUAGE: lang, "metric": metric(lang), **_figures(e, metric(lang)),
+                   "files": sum(1 for r in rows if (r[LANGUAGE] or "en") == lang)} for lang, e in sorted(by_language.items())]
+    overall: dict[str, Any] = {}
+    for name in (WER, CER):  # each over its languages' rows: a WER and a CER do not add up
+        scored = [e for lang, e in by_language.items() if metric(lang) == name]
+        if scored:
+            overall.update({k: v for k, v in _figures(sum(scored, WordErrors(0, 0, 0, 0)), name).items() if k != "errors"})
+    return {"rows": rows, "languages": table_rows, "overall": {**overall, "files": len(rows)}}
+
+
+def _figures(e: WordErrors, name: str) -> dict[str, Any]:
+    """``{"wer": rate, "errors": n, "words": n}``, or with ``cer`` and ``characters``."""
+    return {name: round(e.wer, 4), "errors": e.errors, "words" if name == WER else "characters": e.reference_words}
