@@ -20,6 +20,7 @@ from asr_actor.encoder_once import encoder_once
 from asr_actor.errors import describe
 from asr_actor.model import LoadedModel
 from asr_actor.guards import SIGNALS, Signals, padded
+from asr_actor.sampling import keyed
 from asr_actor.segments import RawSegment
 
 STAGE = "transcribe"
@@ -96,6 +97,7 @@ def _padded(features: np.ndarray, kwargs: dict[str, Any], rows: int) -> tuple[np
 
 def generate_segments(
     loaded: LoadedModel, features: np.ndarray, kwargs: dict[str, Any], batch_size: int | None = None,
+    keys: Sequence[np.ndarray] | None = None,
 ) -> list[list[RawSegment]]:
     """``generate`` with timestamps; each input's segments, in seconds of that input.
 
@@ -105,9 +107,11 @@ def generate_segments(
     is judged by :mod:`asr_actor.guards` (skipped as no speech, or redone hotter). With a
     static cache a smaller batch is padded to ``batch_size`` rows, so every call has one
     shape (one cache, one set of CUDA graphs); the padding rows are skipped after one pass.
+    A pass redone hotter samples seeded by its input (:mod:`asr_actor.sampling`): ``keys``, the
+    host features that identify each input (default: ``features``).
     """
-    x, kwargs, real = _model_input(loaded, features, kwargs, batch_size)
-    return _generate_on(loaded, x, kwargs, real)
+    x, padded_kwargs, real = _model_input(loaded, features, kwargs, batch_size)
+    return _generate_on(loaded, x, padded_kwargs, real, features if keys is None else keys)
 
 
 def generate_detecting(
@@ -117,10 +121,10 @@ def generate_detecting(
     with one encoder pass serving both (:mod:`asr_actor.encoder_once`)."""
     import torch
 
-    x, kwargs, real = _model_input(loaded, features, kwargs, batch_size)
+    x, padded_kwargs, real = _model_input(loaded, features, kwargs, batch_size)
     with torch.inference_mode(), encoder_once(loaded.model, x) as encoded:
         codes = _language_codes(loaded, loaded.model.detect_language(encoder_outputs=encoded))
-        return codes[:real], _generate_on(loaded, x, {**kwargs, "language": codes}, real)
+        return codes[:real], _generate_on(loaded, x, {**padded_kwargs, "language": codes}, real, features)
 
 
 def _model_input(loaded: LoadedModel, features: np.ndarray, kwargs: dict[str, Any], batch_size: int | None):
@@ -130,10 +134,11 @@ def _model_input(loaded: LoadedModel, features: np.ndarray, kwargs: dict[str, An
     return to_model_input(loaded, features), kwargs, real
 
 
-def _generate_on(loaded: LoadedModel, x, kwargs: dict[str, Any], real: int) -> list[list[RawSegment]]:
+def _generate_on(loaded: LoadedModel, x, kwargs: dict[str, Any], real: int,
+                 keys: Sequence[np.ndarray]) -> list[list[RawSegment]]:
     import torch
 
-    with torch.inference_mode(), padded(loaded.model, real):
+    with torch.inference_mode(), padded(loaded.model, real), keyed(loaded.model, keys):
         out = loaded.model.generate(x, return_timestamps=True, return_segments=True, **kwargs)
     return _raw_segments(out["segments"][:real])
 
@@ -205,7 +210,8 @@ def generate_kwargs(
     """Decoding options shared by the chunked and the sequential paths: greedy unless beams are asked for,
     OpenAI's guards (temperature fallback, no-speech skip) as ``cfg`` sets them, and the batch's prompt."""
     kwargs: dict[str, Any] = {"num_beams": cfg.num_beams, "do_sample": False, "condition_on_prev_tokens": False,
-                              "output_scores": True, "return_dict_in_generate": True}
+                              "output_scores": True, "return_dict_in_generate": True,
+                              "logits_processor": [loaded.model.asr_sampler]}
     kwargs["temperature"] = cfg.temperatures if len(cfg.temperatures) > 1 else cfg.temperatures[0]
     for name in ("no_speech_threshold", "logprob_threshold", "compression_ratio_threshold"):
         if getattr(cfg, name) is not None:

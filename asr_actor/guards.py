@@ -33,6 +33,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from asr_actor.sampling import SeededSampler
+
 SIGNALS = "asr_batch_signals"  # key of a pass's Signals in transformers' per-pass output dict
 
 
@@ -53,10 +55,13 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
-def _token_logprobs(out: dict[str, Any], tokens: Any, temperature: float) -> np.ndarray | None:
-    """Log-probability of each of ``tokens`` under the pass's (processed) scores; None for beam search."""
+def _token_logprobs(out: dict[str, Any], tokens: Any, temperature: float, sampled: Any = None) -> np.ndarray | None:
+    """Log-probability of each of ``tokens`` under the pass's (processed) scores; None for beam search.
+    ``sampled``: the sampler's own record of them (a sampled pass's scores hold only its picks)."""
     import torch
 
+    if sampled is not None:
+        return sampled[: min(len(sampled), tokens.shape[0])].float().cpu().numpy()
     scores = out.get("scores")
     if not scores or "sequences_scores" in out:
         return None
@@ -68,9 +73,10 @@ def _token_logprobs(out: dict[str, Any], tokens: Any, temperature: float) -> np.
 
 
 def judge(out: dict[str, Any], tokens: Any, no_speech_prob: float | None, temperature: float, end_token: int,
-          timestamp_begin: int, decode_text) -> Signals:
-    """The signals of one pass (``tokens``: its generated tokens, end token included)."""
-    logprobs = _token_logprobs(out, tokens, temperature)
+          timestamp_begin: int, decode_text, sampled: Any = None) -> Signals:
+    """The signals of one pass (``tokens``: its generated tokens, end token included; ``sampled``:
+    :meth:`asr_actor.sampling.SeededSampler.logprobs` of a sampled pass)."""
+    logprobs = _token_logprobs(out, tokens, temperature, sampled)
     ids = tokens.tolist()
     text_ids = [t for t in ids if t < end_token]
     if logprobs is None:
@@ -98,8 +104,9 @@ def padded(model: Any, real: int) -> Iterator[None]:
         model.asr_real_rows = None
 
 
-def install(model: Any, tokenizer: Any, judge_only: bool = False) -> None:
-    """Make ``model.generate`` judge its passes with :func:`judge` (thresholds come from each call's options).
+def install(model: Any, tokenizer: Any, sampler: SeededSampler, judge_only: bool = False) -> None:
+    """Make ``model.generate`` judge its passes with :func:`judge` (thresholds come from each call's options),
+    and tell ``sampler`` which rows go on to the next temperature.
 
     ``judge_only`` (dummy weights): every pass is scored as usual (same work) but kept as it
     is, never redone or skipped, so each window costs exactly one fixed-length pass.
@@ -113,13 +120,19 @@ def install(model: Any, tokenizer: Any, judge_only: bool = False) -> None:
         return tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def need_fallback(seek_sequence, seek_outputs, index, logits_processor, generation_config, vocab_size, temperature):
+        fallback, skip = decide(seek_sequence, seek_outputs, index, logits_processor, generation_config, temperature)
+        sampler.judged(index, fallback)
+        return fallback, skip
+
+    def decide(seek_sequence, seek_outputs, index, logits_processor, generation_config, temperature):
         real = getattr(model, "asr_real_rows", None)
         if real is not None and index >= real:  # padding: a later pass only ever holds real rows
             return False, True
         out = seek_outputs[index]
         detector = next((p for p in logits_processor or () if isinstance(p, WhisperNoSpeechDetection)), None)
         nsp = float(detector.no_speech_prob[index]) if detector is not None else None
-        signals = judge(out, seek_sequence, nsp, temperature or 0.0, end_token, timestamp_begin, decode_text)
+        signals = judge(out, seek_sequence, nsp, temperature or 0.0, end_token, timestamp_begin, decode_text,
+                        sampler.logprobs(index))
         out[SIGNALS] = signals
         avg, low = signals.avg_logprob, False
         if generation_config.logprob_threshold is not None and avg is not None:

@@ -31,7 +31,9 @@ def _generate_files(
     )
     kwargs = generate_kwargs(loaded, cfg, items[0][1], [lang for _, _, lang, _ in items], items[0][3])
     kwargs["attention_mask"] = torch.from_numpy(feats["attention_mask"]).to(loaded.model.device)
-    return generate_segments(loaded, feats["input_features"], kwargs)
+    frames = feats["attention_mask"].sum(axis=-1)  # each file's own, whatever the longest file in the batch
+    keys = [f[:, :n] for f, n in zip(feats["input_features"], frames)]
+    return generate_segments(loaded, feats["input_features"], kwargs, keys=keys)
 
 
 def transcribe_sequential(

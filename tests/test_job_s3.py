@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from asr_actor.sampling import SEEDING
 from asr_actor.storage import Store
 from asr_actor.schema import output_schema
 from asr_actor.wer import word_errors
@@ -94,6 +95,7 @@ def test_s3_end_to_end_good_bad_and_missing(s3, e2e):
     assert S3_SECRET not in run_json and "asr-test-key" not in run_json
     info = json.loads(run_json)
     assert info["config"]["model"]["id"] == "offline:tiny.en" and info["versions"]["ray"]
+    assert info["sampling"] == SEEDING  # how fallback passes were seeded
     assert info["lock"]["lock"] and info["lock"]["differs"] == {}  # the run says it ran on the locked versions
     planned = info["model"]
     assert (planned["device"], planned["dtype"], planned["attention"]) == ("cpu", cpu_dtype(), "sdpa")

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from asr_actor import storage
 from asr_actor.errors import AsrBatchError, describe, redact
+from asr_actor.sampling import SEEDING
 from asr_actor.schema import ID
 from jobs.config import JobConfig, config_to_dict
 from jobs.run.fingerprint import changed
@@ -60,7 +61,7 @@ def _freeze(cfg: JobConfig, checked: Checked, folder: RunFolder) -> tuple[pa.Tab
         "run_id": folder.uri.rsplit("/", 1)[-1], "started_at": datetime.now(timezone.utc).isoformat(),
         "input": redact(cfg.input), "config": config_to_dict(cfg), "model": checked.plan.record(),
         "config_fingerprint": checked.fingerprint, "fingerprint_inputs": checked.fingerprint_inputs,
-        "versions": versions(), "lock": lock_state(),
+        "versions": versions(), "lock": lock_state(), "sampling": SEEDING,
         "host": {"python": platform.python_version(), "machine": platform.machine()},
     }
     inc, unchanged, listing = cfg.incremental, 0, None

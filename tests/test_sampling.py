@@ -1,0 +1,125 @@
+"""Seeded sampling (asr_actor/sampling.py): the noise is a function of the window, never of its batch.
+
+The units check the integer mixer against its Python reference, that the noise of a row
+does not depend on its neighbours, that Gumbel-max draws follow the distribution, and the
+sampler's bookkeeping. The transcriber tests decode real speech with tiny.en where every
+pass samples (``temperatures: [1.0]``) or every pass falls back to sampling, in different
+batch sizes, orders and global seeds, and compare every row.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr_actor.sampling import SeededSampler, WindowKeys, gumbel, mix, mix_tensor, pass_key, window_key
+from tests.conftest import good_fixtures
+
+torch = pytest.importorskip("torch")
+
+
+def test_the_tensor_mixer_is_the_python_reference_on_every_int64() -> None:
+    rng = random.Random(7)
+    values = [0, 1, -1, 2**63 - 1, -(2**63)] + [rng.randrange(-(2**63), 2**63) for _ in range(500)]
+    got = mix_tensor(torch.tensor(values, dtype=torch.int64)).tolist()
+    assert got == [mix(v) for v in values]
+    assert len(set(got)) == len(values)
+
+
+def test_a_rows_noise_is_the_same_in_any_batch_and_order() -> None:
+    keys = torch.tensor([pass_key(k, 0, 1.0) for k in (11, 22, 33, 44)], dtype=torch.int64)
+    alone = torch.cat([gumbel(keys[i : i + 1], 9, 300) for i in range(4)])
+    perm = torch.tensor([2, 0, 3, 1])
+    assert torch.equal(gumbel(keys, 9, 300), alone)
+    assert torch.equal(gumbel(keys[perm], 9, 300), alone[perm])
+    assert not torch.equal(gumbel(keys, 10, 300), alone)  # another step, other noise
+
+
+def test_pass_keys_differ_by_window_seek_and_temperature() -> None:
+    keys = {pass_key(w, s, t) for w in (1, 2) for s in (0, 3000) for t in (0.2, 0.4, 1.0)}
+    assert len(keys) == 12
+
+
+def test_gumbel_max_draws_follow_the_distribution() -> None:
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, float("-inf")])
+    expected = torch.softmax(logits, dim=0).numpy()
+    keys = torch.tensor([pass_key(k, 0, 1.0) for k in range(20_000)], dtype=torch.int64)
+    picks = torch.argmax(logits[None, :] + gumbel(keys, 0, 5), dim=-1).numpy()
+    freq = np.bincount(picks, minlength=5) / len(picks)
+    assert freq[4] == 0.0  # a suppressed token is never drawn
+    assert np.abs(freq - expected).max() < 0.015, (freq, expected)
+
+
+def test_window_keys_name_the_features_and_are_lazy() -> None:
+    a = np.random.default_rng(0).standard_normal((80, 3000)).astype(np.float32)
+    b = a.copy()
+    b[3, 7] += 1e-3
+    keys = WindowKeys([a, b])
+    assert keys[0] == window_key(a.copy()) != keys[1]
+    assert keys[5] == 0  # a padding row
+    assert set(keys._keys) == {0, 1, 5}
+
+
+class _Config:
+    do_sample = True
+    temperature = 0.5
+
+
+def test_the_sampler_forces_its_pick_and_keeps_its_log_probability() -> None:
+    sampler = SeededSampler()
+    sampler.window_keys = WindowKeys([np.ones((2, 4), np.float32), np.zeros((2, 4), np.float32)])
+    sampler.begin(torch.tensor([0, 0]), [0, 1], _Config())
+    scores = torch.log_softmax(torch.randn(2, 50), dim=-1)
+    picks = []
+    for step in range(3):
+        forced = sampler(torch.zeros(2, 4 + step, dtype=torch.long), scores.clone())
+        assert torch.isfinite(forced).sum(dim=-1).tolist() == [1, 1]
+        picks.append(forced.argmax(dim=-1))
+    picked = torch.stack(picks)
+    for row in (0, 1):
+        want = torch.log_softmax(scores[row], dim=-1)[picked[:, row]]
+        assert torch.allclose(sampler.logprobs(row), want)
+    sampler.judged(0, False)
+    sampler.judged(1, True)  # only input 1 goes on: the next pass's row 0 is input 1
+    again = sampler(torch.zeros(1, 4, dtype=torch.long), scores[1:].clone())
+    sampler.begin(torch.tensor([0, 0]), [1], _Config())
+    assert torch.equal(sampler(torch.zeros(1, 4, dtype=torch.long), scores[1:].clone()), again)
+
+
+def test_a_greedy_pass_is_left_alone() -> None:
+    sampler = SeededSampler()
+    config = _Config()
+    config.do_sample = False
+    sampler.begin(torch.tensor([0]), [0], config)
+    scores = torch.randn(1, 9)
+    assert sampler(torch.zeros(1, 3, dtype=torch.long), scores) is scores
+    assert sampler.logprobs(0) is None
+
+
+def _rows(offline_model_dir: Path, files: list[Path], seed: int, **decoding) -> dict[str, tuple]:
+    from asr_actor.config import DecodingConfig, ModelConfig, TranscriberConfig
+    from asr_actor.transcriber import Transcriber
+
+    torch.manual_seed(seed)
+    t = Transcriber(TranscriberConfig(model=ModelConfig(id=str(offline_model_dir)), decoding=DecodingConfig(**decoding)))
+    out = t({"id": [f.name for f in files], "audio": [f.read_bytes() for f in files]})
+    assert out["error"] == [None] * len(files)
+    return {i: (text, segments) for i, text, segments in zip(out["id"], out["text"], out["segments"])}
+
+
+@pytest.mark.parametrize("decoding", [
+    {"temperatures": [1.0]},  # every pass sampled
+    {"logprob_threshold": -0.2, "temperatures": [0.0, 0.5, 1.0]},  # some passes fall back, hotter
+    {"temperatures": [1.0], "long_form": "sequential"},
+], ids=["sampled", "fallback", "sequential"])
+def test_the_same_file_gives_the_same_row_in_any_batch_order_and_seed(offline_model_dir: Path, decoding) -> None:
+    files = good_fixtures()[:3]
+    first = _rows(offline_model_dir, files, 0, batch_size=8, **decoding)
+    second = _rows(offline_model_dir, files[::-1], 1234, batch_size=2, **decoding)
+    assert first == second
+    greedy = _rows(offline_model_dir, files, 0, batch_size=8, temperatures=[0.0],
+                   **{k: v for k, v in decoding.items() if k == "long_form"})
+    assert any(first[k][0] != greedy[k][0] for k in first)  # it did sample
