@@ -33,6 +33,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from asr_actor.passes import Pass, PassLog
 from asr_actor.sampling import SeededSampler
 
 SIGNALS = "asr_batch_signals"  # key of a pass's Signals in transformers' per-pass output dict
@@ -104,9 +105,9 @@ def padded(model: Any, real: int) -> Iterator[None]:
         model.asr_real_rows = None
 
 
-def install(model: Any, tokenizer: Any, sampler: SeededSampler, judge_only: bool = False) -> None:
+def install(model: Any, tokenizer: Any, passes: PassLog, sampler: SeededSampler, judge_only: bool = False) -> None:
     """Make ``model.generate`` judge its passes with :func:`judge` (thresholds come from each call's options),
-    and tell ``sampler`` which rows go on to the next temperature.
+    a sampled pass by ``sampler``'s record of its picks, and report each judged row to ``passes``.
 
     ``judge_only`` (dummy weights): every pass is scored as usual (same work) but kept as it
     is, never redone or skipped, so each window costs exactly one fixed-length pass.
@@ -120,14 +121,15 @@ def install(model: Any, tokenizer: Any, sampler: SeededSampler, judge_only: bool
         return tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def need_fallback(seek_sequence, seek_outputs, index, logits_processor, generation_config, vocab_size, temperature):
-        fallback, skip = decide(seek_sequence, seek_outputs, index, logits_processor, generation_config, temperature)
-        sampler.judged(index, fallback)
+        fallback, skip, signals = decide(seek_sequence, seek_outputs, index, logits_processor, generation_config,
+                                         temperature)
+        passes.judged(index, Pass(seek_sequence, seek_outputs[index], signals, fallback, skip))
         return fallback, skip
 
     def decide(seek_sequence, seek_outputs, index, logits_processor, generation_config, temperature):
         real = getattr(model, "asr_real_rows", None)
         if real is not None and index >= real:  # padding: a later pass only ever holds real rows
-            return False, True
+            return False, True, None
         out = seek_outputs[index]
         detector = next((p for p in logits_processor or () if isinstance(p, WhisperNoSpeechDetection)), None)
         nsp = float(detector.no_speech_prob[index]) if detector is not None else None
@@ -143,7 +145,7 @@ def install(model: Any, tokenizer: Any, sampler: SeededSampler, judge_only: bool
             and nsp > generation_config.no_speech_threshold
         skip = quiet and (low or generation_config.logprob_threshold is None)  # OpenAI: confident text overrides
         if judge_only:
-            return False, False
-        return (False, True) if skip else (fallback, False)
+            return False, False, signals
+        return (False, True, signals) if skip else (fallback, False, signals)
 
     model._need_fallback = need_fallback

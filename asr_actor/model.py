@@ -23,6 +23,7 @@ from asr_actor.guards import install as install_guards
 from asr_actor.model_source import HUB_UNREACHABLE, hub_unreachable, resolve_model_source
 from asr_actor.storage import Store
 from asr_actor.no_speech import install as install_no_speech
+from asr_actor.passes import install as install_passes
 from asr_actor.sampling import install as install_sampler
 from asr_actor.offline.hf_files import is_multilingual
 from asr_actor.timestamp_rules import install as install_timestamp_rules
@@ -192,7 +193,8 @@ def load_model(cfg: ModelConfig, store: Store = Store()) -> LoadedModel:
         cause = HUB_UNREACHABLE if not source.local and hub_unreachable(exc) else describe(exc)
         raise ModelLoadError(f"cannot load Whisper model {cfg.id!r}: {cause}") from exc
     model.to(device).eval()
-    install_guards(model, processor.tokenizer, install_sampler(model), judge_only=dummy)
+    passes = install_passes(model)
+    install_guards(model, processor.tokenizer, passes, install_sampler(model, passes), judge_only=dummy)
     install_no_speech(model)
     install_timestamp_rules(model)
     info = ModelInfo(

@@ -30,6 +30,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from asr_actor.passes import PassLog
+
 SEEDING = "blake2b(window features)+seek+temperature+step -> splitmix64 Gumbel-max"  # run.json's record of it
 
 _MASK = (1 << 64) - 1
@@ -100,41 +102,21 @@ def gumbel(keys, step: int, vocab: int):
 
 
 class SeededSampler:
-    """The last logits processor of every pass: picks a sampled pass's tokens by :func:`gumbel`.
+    """The last logits processor of every pass: picks a sampled pass's tokens by :func:`gumbel`,
+    knowing from ``log`` (:class:`asr_actor.passes.PassLog`) which window and seek each row holds."""
 
-    transformers tells it each window batch (:meth:`begin`, from ``generate_with_fallback``);
-    the guards tell it after each pass which rows go on to the next temperature
-    (:meth:`judged`), so it knows which window every row of a fallback pass holds.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, log: PassLog) -> None:
         self.window_keys: WindowKeys | None = None  # the inputs' keys, set around each generate call
-        self._config: Any = None
-        self._seek: list[int] | Any = None
-        self._rows: list[int] = []  # input index of each row of the pass under way
-        self._next: list[int] = []
-        self._ended = False
+        self._log = log
+        self._pass = -1  # the pass the picks below belong to (PassLog.number)
         self._picked: list[Any] = []  # per step of a sampled pass: each row's log-probability of its token
         self._stacked: Any = None
         self._keys: Any = None  # the sampled pass's keys, one per row
 
-    def begin(self, seek: Any, batch_idx_map: Sequence[int], generation_config: Any) -> None:
-        """A window batch starts: row ``i`` of its first pass is input ``batch_idx_map[i]`` at ``seek``."""
-        self._config = generation_config  # transformers sets its temperature and do_sample before each pass
-        self._seek = seek.clone() if hasattr(seek, "clone") else list(seek)
-        self._rows, self._next, self._ended = list(batch_idx_map), [], False
-        self._picked, self._stacked, self._keys = [], None, None
-
-    def judged(self, index: int, fallback: bool) -> None:
-        """Row ``index`` of the pass just made was judged; ``fallback``: it is decoded again, hotter."""
-        self._ended = True
-        if fallback:
-            self._next.append(self._rows[index])
-
     def logprobs(self, index: int):
         """Log-probabilities (at temperature 1, as the guards want) of row ``index``'s tokens in the pass
-        just made, when it was sampled here; None for a greedy pass (its scores are intact)."""
-        if not self._picked:
+        being judged, when it was sampled here; None for a greedy pass (its scores are intact)."""
+        if self._pass != self._log.number or not self._picked:
             return None
         if self._stacked is None:
             import torch
@@ -143,10 +125,9 @@ class SeededSampler:
         return self._stacked[:, index]
 
     def __call__(self, input_ids, scores):
-        if self._ended:  # the first step of a fallback pass: the rows the guards sent on
-            self._rows, self._next, self._ended = self._next, [], False
-            self._picked, self._stacked, self._keys = [], None, None
-        config = self._config
+        if self._pass != self._log.number:  # a pass's first step
+            self._pass, self._picked, self._stacked, self._keys = self._log.number, [], None, None
+        config = self._log.config
         if config is None or not config.do_sample:
             return scores
         import torch
@@ -155,8 +136,8 @@ class SeededSampler:
             self._keys = torch.tensor(self._pass_keys(scores.shape[0], float(config.temperature)), dtype=torch.int64,
                                       device=scores.device)
         logits = scores.float()
-        choice = torch.argmax(logits / float(config.temperature) + gumbel(self._keys, input_ids.shape[-1], scores.shape[-1]),
-                              dim=-1)
+        noise = gumbel(self._keys, input_ids.shape[-1], scores.shape[-1])
+        choice = torch.argmax(logits / float(config.temperature) + noise, dim=-1)
         self._picked.append(torch.log_softmax(logits, dim=-1).gather(-1, choice[:, None]).squeeze(-1))
         forced = torch.full_like(scores, float("-inf"))
         return forced.scatter_(-1, choice[:, None], 0.0)
@@ -166,26 +147,15 @@ class SeededSampler:
             raise RuntimeError("a sampled pass outside asr_actor.sampling.keyed(): its windows have no keys")
         keys = []
         for i in range(rows):
-            if i < len(self._rows):
-                j = self._rows[i]
-                keys.append(pass_key(self.window_keys[j], int(self._seek[j]), temperature))
-            else:
-                keys.append(0)  # a static cache's padding row
+            at = self._log.input_of(i)
+            keys.append(0 if at is None else pass_key(self.window_keys[at[0]], at[1], temperature))  # 0: padding
         return keys
 
 
-def install(model: Any) -> SeededSampler:
-    """Give ``model`` a :class:`SeededSampler` (``model.asr_sampler``) that each window batch tells where it starts."""
-    sampler = SeededSampler()
-    original = model.generate_with_fallback
-
-    def generate_with_fallback(*args: Any, **kwargs: Any):
-        sampler.begin(kwargs["seek"], kwargs["batch_idx_map"], kwargs["generation_config"])
-        return original(*args, **kwargs)
-
-    model.generate_with_fallback = generate_with_fallback
-    model.asr_sampler = sampler
-    return sampler
+def install(model: Any, log: PassLog) -> SeededSampler:
+    """Give ``model`` a :class:`SeededSampler` (``model.asr_sampler``), following its passes through ``log``."""
+    model.asr_sampler = SeededSampler(log)
+    return model.asr_sampler
 
 
 @contextlib.contextmanager

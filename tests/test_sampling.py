@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr_actor.passes import Pass, PassLog
 from asr_actor.sampling import SeededSampler, WindowKeys, gumbel, mix, mix_tensor, pass_key, window_key
 from tests.conftest import good_fixtures
 
@@ -68,10 +69,21 @@ class _Config:
     temperature = 0.5
 
 
+def _sampler(inputs: list[int], config) -> tuple[SeededSampler, PassLog]:
+    log = PassLog()
+    sampler = SeededSampler(log)
+    sampler.window_keys = WindowKeys([np.full((2, 4), k, np.float32) for k in range(3)])
+    log.begin(torch.tensor([0, 0, 0]), inputs, config)
+    return sampler, log
+
+
+def _judged(log: PassLog, fallbacks: list[bool]) -> None:
+    for i, fallback in enumerate(fallbacks):
+        log.judged(i, Pass(torch.tensor([1, 2]), {}, None, fallback, False))
+
+
 def test_the_sampler_forces_its_pick_and_keeps_its_log_probability() -> None:
-    sampler = SeededSampler()
-    sampler.window_keys = WindowKeys([np.ones((2, 4), np.float32), np.zeros((2, 4), np.float32)])
-    sampler.begin(torch.tensor([0, 0]), [0, 1], _Config())
+    sampler, log = _sampler([0, 1], _Config())
     scores = torch.log_softmax(torch.randn(2, 50), dim=-1)
     picks = []
     for step in range(3):
@@ -82,18 +94,17 @@ def test_the_sampler_forces_its_pick_and_keeps_its_log_probability() -> None:
     for row in (0, 1):
         want = torch.log_softmax(scores[row], dim=-1)[picked[:, row]]
         assert torch.allclose(sampler.logprobs(row), want)
-    sampler.judged(0, False)
-    sampler.judged(1, True)  # only input 1 goes on: the next pass's row 0 is input 1
+    _judged(log, [False, True])  # only input 1 goes on: the next pass's row 0 is input 1
+    assert sampler.logprobs(0) is None  # the pass judged next has made no picks yet
     again = sampler(torch.zeros(1, 4, dtype=torch.long), scores[1:].clone())
-    sampler.begin(torch.tensor([0, 0]), [1], _Config())
-    assert torch.equal(sampler(torch.zeros(1, 4, dtype=torch.long), scores[1:].clone()), again)
+    alone, _ = _sampler([1], _Config())
+    assert torch.equal(alone(torch.zeros(1, 4, dtype=torch.long), scores[1:].clone()), again)
 
 
 def test_a_greedy_pass_is_left_alone() -> None:
-    sampler = SeededSampler()
     config = _Config()
     config.do_sample = False
-    sampler.begin(torch.tensor([0]), [0], config)
+    sampler, _ = _sampler([0], config)
     scores = torch.randn(1, 9)
     assert sampler(torch.zeros(1, 3, dtype=torch.long), scores) is scores
     assert sampler.logprobs(0) is None
