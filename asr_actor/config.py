@@ -89,6 +89,11 @@ class DecodingConfig:
     num_beams: int = 1  # 1 = greedy, as transformers' and faster-whisper's batched references
     task: str = "transcribe"  # default when a row has no task: "transcribe" or "translate"
     language: str | None = None  # default when a row has none; None = detect (multilingual) or "en"
+    # A language detected from a file's first window with a probability under this threshold (a file that
+    # opens with music, noise or another language) is decided from up to language_detection_windows
+    # windows of the file, their language distributions averaged (asr_actor/language.py).
+    language_detection_threshold: float = 0.5
+    language_detection_windows: int = 3
     # "chunked": cut long audio at its quietest points into <= 30 s windows and pack windows
     # from many files into full batches; "sequential": transformers' long-form generate.
     long_form: str = "chunked"
@@ -113,6 +118,8 @@ class DecodingConfig:
                 f"decoding.temperatures must be rising numbers in [0, 2], got {list(self.temperatures)}")
         require(self.no_speech_threshold is None or 0 <= self.no_speech_threshold <= 1,
                 "decoding.no_speech_threshold must be in [0, 1]")
+        require(0 <= self.language_detection_threshold <= 1, "decoding.language_detection_threshold must be in [0, 1]")
+        require(self.language_detection_windows >= 1, "decoding.language_detection_windows must be >= 1")
         require(self.batch_size >= 1, f"decoding.batch_size must be >= 1, got {self.batch_size}")
         require(self.num_beams >= 1, f"decoding.num_beams must be >= 1, got {self.num_beams}")
         require(self.task in TASKS, f"decoding.task {self.task!r} is not one of {TASKS}")

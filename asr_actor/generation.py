@@ -20,6 +20,7 @@ from asr_actor.encoder_once import encoder_once
 from asr_actor.errors import describe
 from asr_actor.model import LoadedModel
 from asr_actor.guards import SIGNALS, Signals, padded
+from asr_actor.language import distributions, language_tokens
 from asr_actor.sampling import keyed
 from asr_actor.segments import RawSegment
 
@@ -30,10 +31,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Decoded:
-    """One decoded window: its segments, and the language detected for it (None when it had one)."""
+    """One decoded window: its segments, and when its language was detected, the distribution the language
+    was read from (:func:`asr_actor.language.language_tokens` order; None when the window had a language)."""
 
     segments: list[RawSegment]
-    language: str | None
+    languages: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -116,15 +118,17 @@ def generate_segments(
 
 def generate_detecting(
     loaded: LoadedModel, features: np.ndarray, kwargs: dict[str, Any], batch_size: int | None = None,
-) -> tuple[list[str], list[list[RawSegment]]]:
-    """Each window's language, then its segments decoded in that language: :func:`generate_segments`
-    with one encoder pass serving both (:mod:`asr_actor.encoder_once`)."""
+) -> tuple[np.ndarray, list[list[RawSegment]]]:
+    """Each window's language distribution, then its segments decoded in its most likely language:
+    :func:`generate_segments` with one encoder pass serving both (:mod:`asr_actor.encoder_once`)."""
     import torch
 
     x, padded_kwargs, real = _model_input(loaded, features, kwargs, batch_size)
+    codes, _ = language_tokens(loaded)
     with torch.inference_mode(), encoder_once(loaded.model, x) as encoded:
-        codes = _language_codes(loaded, loaded.model.detect_language(encoder_outputs=encoded))
-        return codes[:real], _generate_on(loaded, x, {**padded_kwargs, "language": codes}, real, features)
+        dists = distributions(loaded, encoder_outputs=encoded)
+        likely = [codes[int(k)] for k in dists.argmax(axis=-1)]
+        return dists[:real], _generate_on(loaded, x, {**padded_kwargs, "language": likely}, real, features)
 
 
 def _model_input(loaded: LoadedModel, features: np.ndarray, kwargs: dict[str, Any], batch_size: int | None):
@@ -141,12 +145,6 @@ def _generate_on(loaded: LoadedModel, x, kwargs: dict[str, Any], real: int,
     with torch.inference_mode(), padded(loaded.model, real), keyed(loaded.model, keys):
         out = loaded.model.generate(x, return_timestamps=True, return_segments=True, **kwargs)
     return _raw_segments(out["segments"][:real])
-
-
-def _language_codes(loaded: LoadedModel, ids) -> list[str]:
-    """Language codes (``"en"``, ``"de"``…) of the model's language token ids."""
-    id_to_lang = {v: k.strip("<|>") for k, v in loaded.model.generation_config.lang_to_id.items()}
-    return [id_to_lang[int(i)] for i in ids.view(-1).tolist()]
 
 
 def _raw_segments(per_input: list[list[dict[str, Any]]]) -> list[list[RawSegment]]:
@@ -242,8 +240,8 @@ def _generate(loaded: LoadedModel, reqs: Sequence[WindowRequest], cfg: DecodingC
         kwargs["attention_mask"] = (torch.arange(frames)[None, :] < real[:, None]).long().to(loaded.model.device)
     features = np.stack([r.features for r in reqs])
     if _detects(loaded, reqs[0]):
-        codes, segments = generate_detecting(loaded, features, kwargs, cfg.batch_size)
-        return [Decoded(s, code) for s, code in zip(segments, codes)]
+        dists, segments = generate_detecting(loaded, features, kwargs, cfg.batch_size)
+        return [Decoded(s, d) for s, d in zip(segments, dists)]
     return [Decoded(s, None) for s in generate_segments(loaded, features, kwargs, cfg.batch_size)]
 
 
@@ -305,16 +303,17 @@ def generate_windows(
     )
 
 
-def detect_languages(loaded: LoadedModel, features: Sequence[np.ndarray], batch_size: int) -> list[str]:
-    """Language code of each window, by the model's language token (sequential long form: whole
-    files are decoded by transformers' own loop, which encodes them again)."""
+def detect_languages(loaded: LoadedModel, features: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray | str]:
+    """The language distribution of each window (:mod:`asr_actor.language`), or an error string: windows
+    read for their language only (sequential long form, whose files transformers' loop encodes again,
+    and the further windows of a file whose first was unsure)."""
     import torch
 
-    def detect(items: list[np.ndarray]) -> list[str]:
+    def detect(items: list[np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode():
-            return _language_codes(loaded, loaded.model.detect_language(input_features=to_model_input(loaded, np.stack(items))))
+            return list(distributions(loaded, input_features=to_model_input(loaded, np.stack(items))))
 
-    out: list[str] = []
+    out: list[np.ndarray | str] = []
     for lo in range(0, len(features), batch_size):
         out += _run_splitting(detect, list(features[lo : lo + batch_size]))
     return out

@@ -27,6 +27,8 @@ URI = "uri"  # where the audio was read
 TEXT = "text"  # the whole transcript; null on error
 SEGMENTS = "segments"  # timestamped segments, seconds
 LANGUAGE = "language"  # given or detected language code
+LANGUAGE_PROBABILITY = "language_probability"  # how sure the detection was; null when the language was given
+TASK = "task"  # transcribe | translate: per row in the manifest, and the task that made the row's text
 DURATION = "duration_s"  # decoded audio length, s
 ERROR = "error"  # stage and cause; null when ok
 ERROR_KIND = "error_kind"  # TRANSIENT (resume retries the row) or PERMANENT; null when ok
@@ -66,6 +68,8 @@ OUTPUT_FIELDS = [
     pa.field(TEXT, pa.string()),
     pa.field(SEGMENTS, pa.list_(SEGMENT)),
     pa.field(LANGUAGE, pa.string()),
+    pa.field(LANGUAGE_PROBABILITY, pa.float64()),
+    pa.field(TASK, pa.string()),
     pa.field(DURATION, pa.float64()),
     pa.field(ERROR, pa.string()),
     pa.field(ERROR_KIND, pa.string()),
@@ -76,10 +80,9 @@ OUTPUT_FIELDS = [
 ]
 CONTRACT_COLUMNS = tuple(f.name for f in OUTPUT_FIELDS)
 TRANSIENT, PERMANENT = "transient", "permanent"  # the values of ERROR_KIND
-RESULT_COLUMNS = (TEXT, SEGMENTS, LANGUAGE, DURATION, ERROR)  # what the transcriber adds to a row
+RESULT_COLUMNS = (TEXT, SEGMENTS, LANGUAGE, LANGUAGE_PROBABILITY, TASK, DURATION, ERROR)  # what the transcriber adds
 
 # --- the manifest ---
-TASK = "task"  # transcribe | translate, per row
 SIZE = "size"  # bytes of the object, from a prefix listing
 ETAG = "etag"  # ETag or mtime of the object, from a prefix listing
 REASON = "reason"  # why an incremental run takes the row: new, changed, model, retry
@@ -106,7 +109,7 @@ WAVE_BYTES = "waveform_f32"  # raw float32 bytes of WAVEFORM
 # null-typed (or, in numpy batches, NaN float) column.
 COLUMN_TYPES: Mapping[str, pa.DataType] = {
     **{f.name: f.type for f in OUTPUT_FIELDS},
-    TASK: pa.string(), PROMPT: pa.string(), SIZE: pa.int64(), ETAG: pa.string(), REASON: pa.string(), ATTEMPT: pa.int32(),
+    PROMPT: pa.string(), SIZE: pa.int64(), ETAG: pa.string(), REASON: pa.string(), ATTEMPT: pa.int32(),
     FEATURE_BYTES: pa.binary(), WAVE_BYTES: pa.binary(), WINDOW_BOUNDS: pa.list_(pa.int64()),
     WINDOW_CHANNELS: pa.list_(pa.int32()),
 }

@@ -25,12 +25,13 @@ from asr_actor.config import (
 )
 from asr_actor.features import LogMel
 from asr_actor.generation import STAGE, WindowRequest, detect_languages, generate_windows
+from asr_actor.language import decide, language_tokens, unsure
 from asr_actor.longform import transcribe_sequential
 from asr_actor.model import LoadedModel, ModelLoadError, english_only_problem, load_model
 from asr_actor.preprocess import batch_size_of, column, decode_batch, window_batch
 from asr_actor.schema import (
-    AUDIO, DURATION, ERROR, FEATURES, LANGUAGE, PROMPT, RESULT_COLUMNS, SEGMENTS, TASK, TEXT, WAVEFORM, WINDOWS,
-    WORKING_COLUMNS,
+    AUDIO, DURATION, ERROR, FEATURES, LANGUAGE, LANGUAGE_PROBABILITY, PROMPT, RESULT_COLUMNS, SEGMENTS, TASK, TEXT,
+    WAVEFORM, WINDOWS, WORKING_COLUMNS,
 )
 from asr_actor.segments import Segment, stitch, to_segments
 from asr_actor.storage import Store
@@ -50,6 +51,7 @@ class _Row:
     prompt: str | None = None
     error: str | None = None
     windows: list[list[Segment]] | None = None  # segments of each window, in order
+    language_probability: float | None = None  # set when the language was detected
 
 
 class Transcriber:
@@ -71,6 +73,7 @@ class Transcriber:
             )
         gen = self.loaded.model.generation_config
         self._languages = {k.strip("<|>") for k in (getattr(gen, "lang_to_id", None) or {})}
+        self._codes = language_tokens(self.loaded)[0] if self._languages else []
         self._text_limit = int(gen.eos_token_id)  # token ids below it are text
         if config.decoding.word_timestamps and not getattr(gen, "alignment_heads", None):
             raise ModelLoadError(f"model {config.model.id}: decoding.word_timestamps needs alignment_heads in its "
@@ -144,37 +147,69 @@ class Transcriber:
 
     def _detect_sequential(self, batch: Mapping[str, Any], rows: list[_Row]) -> None:
         """Detect the language of multilingual rows for sequential long form that have none, from the
-        first 30 s of their waveform (chunked rows are detected as their first window is decoded)."""
+        first 30 s of their waveform, and more when that is unsure (chunked rows are detected as their
+        first window is decoded)."""
         need = [i for i, r in enumerate(rows) if r.error is None and r.language is None and batch[FEATURES][i] is None]
         if not need:
             return
-        firsts = [self._first_window(batch, i) for i in need]
-        for i, code in zip(need, detect_languages(self.loaded, firsts, self.config.decoding.batch_size)):
-            if code.startswith(f"{STAGE}:"):
-                rows[i].error = code
+        firsts = {}
+        for i, out in zip(need, detect_languages(self.loaded, [self._window_at(batch, i, 0) for i in need],
+                                                 self.config.decoding.batch_size)):
+            if isinstance(out, str):
+                rows[i].error = out
             else:
-                rows[i].language = code
+                firsts[i] = out
+        wave = batch[WAVEFORM]
+        self._decide_languages(rows, firsts, lambda i, k: self._window_at(batch, i, k)
+                               if k * WINDOW_SAMPLES < len(wave[i]) else None)
 
-    def _first_window(self, batch: Mapping[str, Any], i: int):
-        return self.log_mel.one(batch[WAVEFORM][i][:WINDOW_SAMPLES])
+    def _window_at(self, batch: Mapping[str, Any], i: int, k: int):
+        """The features of row ``i``'s ``k``-th 30 s of waveform (sequential long form)."""
+        return self.log_mel.one(batch[WAVEFORM][i][k * WINDOW_SAMPLES : (k + 1) * WINDOW_SAMPLES])
+
+    def _decide_languages(self, rows: list[_Row], firsts: dict[int, Any], window: Callable[[int, int], Any]) -> set[int]:
+        """Each row's language and its probability, from its first window's distribution (``firsts``); a row
+        whose first is unsure is decided from up to ``decoding.language_detection_windows`` windows
+        (``window(i, k)``: row ``i``'s ``k``-th window, or None past its end). Returns the rows decided
+        otherwise than their first window's most likely language."""
+        d = self.config.decoding
+        decided = {i: decide(self._codes, [dist]) for i, dist in firsts.items()}
+        further = [(i, w) for i, det in decided.items() if unsure(det, d.language_detection_threshold)
+                   for w in (window(i, k) for k in range(1, d.language_detection_windows)) if w is not None]
+        more: dict[int, list] = {}
+        for (i, _), out in zip(further, detect_languages(self.loaded, [w for _, w in further], d.batch_size)):
+            if not isinstance(out, str):  # a window that failed to be read leaves the decision to the others
+                more.setdefault(i, []).append(out)
+        changed = set()
+        for i, first in decided.items():
+            det = decide(self._codes, [firsts[i], *more[i]]) if i in more else first
+            if det.language != first.language:
+                changed.add(i)
+            rows[i].language, rows[i].language_probability = det.language, det.probability
+        return changed
 
     def _generate_chunked(self, batch: Mapping[str, Any], rows: list[_Row]) -> int:
         """Decode every window of every windowed row in packed batches; returns the window count.
 
         A multilingual row with no language is detected from its first window (split audio:
         that of the first channel with a window) while that window is decoded, from the same
-        encoder pass; its other windows are then decoded in that language.
+        encoder pass (when that is unsure, from more windows: :mod:`asr_actor.language`); its
+        other windows are then decoded in that language.
         """
         chunked = [i for i, r in enumerate(rows) if r.error is None and batch[FEATURES][i] is not None]
         for i in chunked:
             rows[i].windows = []  # stays empty when the VAD found no speech
         firsts = [(i, 0) for i in chunked if rows[i].language is None and len(batch[FEATURES][i])]
         done = self._generate(batch, rows, firsts)
+        dists = {}
         for (i, _), out in done.items():
             if isinstance(out, str):
                 rows[i].error = out
             else:
-                rows[i].language = out.language
+                dists[i] = out.languages
+        feats = batch[FEATURES]
+        for i in self._decide_languages(rows, dists, lambda i, k: feats[i][k] if k < len(feats[i]) else None):
+            del done[(i, 0)]  # decoded in the language the first window alone suggested: again in the decided one
         rest = [(i, w) for i in chunked if rows[i].error is None for w in range(len(batch[FEATURES][i]))
                 if (i, w) not in done]
         done.update(self._generate(batch, rows, rest))
@@ -237,5 +272,7 @@ class Transcriber:
             out[TEXT].append(text)
             out[SEGMENTS].append([s.as_dict() for s in segments])
             out[LANGUAGE].append(row.language if ok else None)
+            out[LANGUAGE_PROBABILITY].append(row.language_probability if ok else None)
+            out[TASK].append(row.task if ok else None)
             out[ERROR].append(row.error)
         return out

@@ -17,7 +17,9 @@ import numpy as np
 
 from asr_actor.audio import SAMPLE_RATE
 from asr_actor.errors import AsrBatchError
-from asr_actor.schema import AUDIO, DURATION, ERROR, ID, LANGUAGE, PROMPT, SEGMENTS, TASK, TEXT, WAVEFORM
+from asr_actor.schema import (
+    AUDIO, DURATION, ERROR, ID, LANGUAGE, LANGUAGE_PROBABILITY, PROMPT, SEGMENTS, TASK, TEXT, WAVEFORM,
+)
 
 
 class TranscriptionError(AsrBatchError):
@@ -33,6 +35,8 @@ class Transcript:
     language: str | None
     duration_s: float  # audio seconds
     wall_s: float  # seconds this call took
+    task: str  # transcribe | translate: what made the text
+    language_probability: float | None  # how sure the detection was; None when the language was given
 
     @property
     def rtfx(self) -> float:
@@ -69,7 +73,7 @@ def transcribe_one(transcriber: BatchTranscriber, source: Any, *, task: str | No
     if out[ERROR][0] is not None:
         raise TranscriptionError(f"{name}: {out[ERROR][0]}")
     result = Transcript(out[TEXT][0], out[SEGMENTS][0], out[LANGUAGE][0], float(out[DURATION][0]),
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, out[TASK][0], out[LANGUAGE_PROBABILITY][0])
     if not quiet:
         print(f"transcribed {name}: {result.duration_s:.1f} s of audio in {result.wall_s:.2f} s "
               f"(RTFx {result.rtfx:.1f}, {transcriber.info.device}, {transcriber.info.dtype})", file=sys.stderr)

@@ -119,3 +119,57 @@ def test_language_detection_reuses_the_encoder_pass_of_the_first_window(folder):
     assert sum(encoder_rows) == sum(windows)  # not one more per file for the detection
     given = t(_batch(language=detected["language"]))  # the same languages, given: the same decoding
     assert given["segments"] == detected["segments"] and given["language"] == detected["language"]
+
+
+def test_rows_carry_their_task_and_how_sure_the_detection_was(multilingual):
+    out = multilingual(_batch(language=["de", None, None], task=["translate", None, "transcribe"]))
+    assert out["error"] == [None] * 3
+    assert out["task"] == ["translate", "transcribe", "transcribe"]  # the row's, else decoding.task
+    assert out["language_probability"][0] is None  # given, not detected
+    assert all(0.0 < p <= 1.0 for p in out["language_probability"][1:])
+    transcript = multilingual.transcribe(GOOD / "wav16k_mono.wav", task="translate", quiet=True)
+    assert transcript.task == "translate" and 0.0 < transcript.language_probability <= 1.0
+
+
+def _long_waveform() -> np.ndarray:
+    """Five files, three times over, one after another: more than three 30 s windows."""
+    from asr_actor.audio import decode_audio
+
+    names = ["wav16k_mono.wav", "flac16k_mono.flac", "opus48k_mono.ogg", "mp3_22k_mono.mp3", "wav8k_mono.wav"]
+    return np.concatenate([decode_audio((GOOD / n).read_bytes()).waveform for n in names] * 3)
+
+
+@pytest.mark.parametrize("long_form", ["chunked", "sequential"])
+def test_an_unsure_first_window_is_decided_from_more_of_the_file(folder, long_form):
+    from asr_actor.language import decide, distributions, language_tokens
+    from asr_actor.windows import WINDOW_SAMPLES
+
+    wave = _long_waveform()
+    assert len(wave) > 2 * WINDOW_SAMPLES
+    one = _transcriber(folder, long_form=long_form, language_detection_threshold=0.0)  # never unsure: first window only
+    more = _transcriber(folder, long_form=long_form, language_detection_threshold=1.0, language_detection_windows=3)
+    batch = {"id": ["long"], "waveform": [wave]}
+    first, decided = one(dict(batch)), more(dict(batch))
+    assert first["error"] == decided["error"] == [None]
+
+    # what the model says of each window, read directly
+    prepared = more.preprocess(dict(batch))
+    if long_form == "chunked":
+        windows = list(prepared["features"][0][:3])
+    else:
+        windows = [more.log_mel.one(wave[k * WINDOW_SAMPLES : (k + 1) * WINDOW_SAMPLES]) for k in range(3)]
+    import torch
+
+    x = torch.from_numpy(np.stack(windows)).to(more.loaded.model.dtype)
+    dists = distributions(more.loaded, input_features=x)
+    codes = language_tokens(more.loaded)[0]
+    alone = decide(codes, [dists[0]])
+    assert first["language"][0] == alone.language
+    assert first["language_probability"][0] == pytest.approx(alone.probability, rel=1e-4)
+    assert alone.probability < 0.5  # random weights: unsure
+    want = decide(codes, list(dists))
+    assert decided["language"][0] == want.language
+    assert decided["language_probability"][0] == pytest.approx(want.probability, rel=1e-4)
+    # every window, the first included, is decoded in the decided language: as if it had been given
+    given = more({"id": ["long"], "waveform": [wave], "language": [want.language]})
+    assert given["segments"] == decided["segments"] and given["language_probability"] == [None]

@@ -14,11 +14,13 @@ import hashlib
 import json
 from typing import Any
 
-from asr_actor.config import TranscriberConfig
+from asr_actor.config import DecodingConfig, TranscriberConfig
 from asr_actor.model_plan import ModelPlan
 
 _SPEED_ONLY = {"batch_size", "compile"}  # decoding options that do not change a transcript
-_ONLY_WHEN_SET = {"initial_prompt"}  # decoding options hashed only when set: runs without keep their hash
+# decoding options hashed only when not at their default: runs that never set them keep their hash
+_UNLESS_DEFAULT = {"initial_prompt", "language_detection_threshold", "language_detection_windows"}
+_DEFAULT_DECODING = dataclasses.asdict(DecodingConfig())
 _VAD = ("vad", "vad_threshold", "vad_min_silence_s", "vad_pad_s")  # hashed only when on: runs without keep their hash
 _DUMMY = ("load_format", "dummy_tokens")  # hashed only for dummy weights: real runs keep their hash
 _SPLIT = ("channels",)  # hashed only when split: mixed runs keep their hash
@@ -31,7 +33,7 @@ def fingerprint_inputs(cfg: TranscriberConfig, plan: ModelPlan) -> dict[str, Any
                                                 *(_DUMMY if plan.load_format != "auto" else ()))},
         "features": dataclasses.asdict(plan.log_mel),
         "decoding": {k: v for k, v in dataclasses.asdict(cfg.decoding).items()
-                     if k not in _SPEED_ONLY and not (k in _ONLY_WHEN_SET and v is None)},
+                     if k not in _SPEED_ONLY and not (k in _UNLESS_DEFAULT and v == _DEFAULT_DECODING[k])},
         "audio": {k: getattr(cfg.audio, k) for k in ("min_window_s", "max_duration_s",
                                                      *(_VAD if cfg.audio.vad != "off" else ()),
                                                      *(_SPLIT if cfg.audio.channels != "mix" else ()))},

@@ -15,8 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asr_actor.schema import (ERROR, ERROR_KIND, ETAG, FINGERPRINT, ID, LANGUAGE, MODEL, PERMANENT, RUN_ID, SEGMENT,
-                              SEGMENTS, SIZE, TEXT, TRANSCRIBED_AT, URI, DURATION, output_schema)
+from asr_actor.schema import (
+    DURATION, ERROR, ERROR_KIND, ETAG, FINGERPRINT, ID, LANGUAGE, LANGUAGE_PROBABILITY, MODEL, PERMANENT, RUN_ID, SEGMENT,
+    SEGMENTS, SIZE, TASK, TEXT, TRANSCRIBED_AT, URI, output_schema,
+)
 from jobs.state.run_folder import RunFolder
 
 SEGMENTS_PER_ROW = 10
@@ -48,7 +50,8 @@ def _rows(ids: np.ndarray, run_id: str, at: datetime, pool: tuple[list[str], pa.
     columns = {
         ID: names, URI: [f"s3://bucket/{n}" for n in names], TEXT: text,
         SEGMENTS: pc.if_else(pa.array(failed), pa.nulls(len(ids), segments.type), segments.take(pa.array(pick))),
-        LANGUAGE: ["en"] * len(ids), DURATION: np.full(len(ids), 60.0),
+        LANGUAGE: ["en"] * len(ids), LANGUAGE_PROBABILITY: pa.nulls(len(ids), pa.float64()),
+        TASK: [(None if bad else "transcribe") for bad in failed], DURATION: np.full(len(ids), 60.0),
         ERROR: [("transcribe: out of memory" if bad else None) for bad in failed],
         ERROR_KIND: [(PERMANENT if bad else None) for bad in failed], MODEL: ["offline:tiny.en"] * len(ids),
         FINGERPRINT: ["f" * 16] * len(ids), RUN_ID: [run_id] * len(ids),
