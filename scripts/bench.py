@@ -17,9 +17,14 @@ and ``--repeats`` runs, and prints one JSON document (also written under
 - ``origin``: the origin script: a transformers ASR ``pipeline`` called per file.
 - ``faster_whisper``: ``BatchedInferencePipeline`` (int8, greedy) on the same tiny.en
   CTranslate2 folder, when the ``faster-whisper`` package is installed.
+- ``transcribe`` and ``translate``: the job's model actor in this process with every row
+  given that task, and each one's decoding passes and generated tokens per temperature
+  (where the time goes); with ``--corpus multilingual`` (the real non-English clips) and a
+  multilingual model (``--set model.id=offline:base``).
 
     .venv/bin/python scripts/bench.py                      # CPU, tiny.en, all modes
     .venv/bin/python scripts/bench.py --synthetic large-v3 --sweep   # GPU: random large-v3 shapes
+    .venv/bin/python scripts/bench.py --corpus multilingual --modes transcribe,translate --set model.id=offline:base
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def derived(results: dict) -> None:
 def ratios(results: dict) -> dict:
     out = {}
     pairs = (("job", "bare"), ("job", "origin"), ("job", "faster_whisper"), ("job_s3", "bare"),
-             ("job_throughput", "bare"), ("job_throughput", "origin"), ("bare", "origin"))
+             ("job_throughput", "bare"), ("job_throughput", "origin"), ("bare", "origin"), ("translate", "transcribe"))
     for a, b in pairs:
         if "rtfx" in results.get(a, {}) and "rtfx" in results.get(b, {}):
             out[f"{a}/{b}"] = round(results[a]["rtfx"] / results[b]["rtfx"], 3)
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> dict:
     """Measure as ``argv`` asks; write the JSON document and (unless ``quiet``) print it."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=12.0, help="corpus length (default 12)")
+    parser.add_argument("--corpus", choices=corpus.SOURCES, default="fixtures",
+                        help="the clips: the English fixtures (default) or the real multilingual ones")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8, help="decoding.batch_size for bare and job")
     parser.add_argument("--modes", default="bare,job,job_s3,origin,faster_whisper")
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> dict:
     if args.synthetic:
         doc["synthetic"] = modes.synthetic_sweep(args.synthetic, args.sweep, args.repeats, args.batches)
     else:
-        files = corpus.build(args.minutes)
+        files = corpus.build(args.minutes, args.corpus)
         doc["corpus"] = corpus.describe(files)
         wanted = [m for m in args.modes.split(",") if m]
         modes.start(wanted)
@@ -145,6 +152,8 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> dict:
         results.update(figures)
         if "job" in fns:
             results["job"]["gpu_busy"] = modes.gpu_busy_median(clear=True)
+        for task in (m for m in modes.TASKS if m in fns):
+            results[task]["passes_by_temperature"] = modes.passes(task)
         probe = files[0][0]  # every mode's transcript of one file: the modes decode the same audio alike
         doc["probe"] = {"file": probe, "texts": {mode: texts[mode].get(probe) for mode in texts}}
         if "job" in fns:

@@ -116,6 +116,33 @@ def test_every_mode_covers_the_corpus_and_hears_the_same_words(tmp_path, asr_cac
 
 
 @pytest.mark.slow
+def test_translate_beside_transcribe_on_the_multilingual_clips(tmp_path, asr_cache):
+    from asr_actor.guards import compression_ratio
+
+    sys.path.insert(0, str(BENCH.parent))
+    from bench_parts import corpus
+
+    doc = _bench(tmp_path, asr_cache, "--corpus", "multilingual", "--minutes", "0.3", "--modes", "transcribe,translate",
+                 "--set", "model.id=offline:base")
+    clips = corpus.build(0.3, "multilingual")
+    assert doc["corpus"]["files"] == len(clips) and [n for n, _, _ in clips][0].endswith("de_fleurs_004.ogg")
+    results = doc["results"]
+    for task in ("transcribe", "translate"):
+        assert results[task]["audio_s"] == pytest.approx(doc["corpus"]["audio_s"], abs=0.01), task
+        _timed(results[task])
+        passes = results[task]["passes_by_temperature"]
+        assert passes["0"]["passes"] == len(clips)  # one window each, each decoded greedily first
+        assert all(p["tokens"] >= p["passes"] for p in passes.values())  # every pass generates its end token at least
+        hotter = [p["passes"] for t, p in passes.items() if t != "0"]
+        assert hotter == sorted(hotter, reverse=True)  # a later temperature decodes only what the one before failed
+    assert doc["ratios"] == {"translate/transcribe": pytest.approx(
+        results["translate"]["rtfx"] / results["transcribe"]["rtfx"], abs=0.001)}
+    probe = doc["probe"]["texts"]
+    assert probe["transcribe"].startswith("Die Höhle") and compression_ratio(probe["translate"]) <= 2.4
+    assert probe["translate"].startswith("The ")
+
+
+@pytest.mark.slow
 def test_synthetic_shapes(tmp_path, asr_cache):
     doc = _bench(tmp_path, asr_cache, "--synthetic", "tiny", "--batches", "1,2")
     points = doc["synthetic"]["points"]

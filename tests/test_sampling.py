@@ -127,7 +127,7 @@ def _rows(offline_model_dir: Path, files: list[Path], seed: int, **decoding) -> 
     {"temperatures": [1.0], "long_form": "sequential"},
 ], ids=["sampled", "fallback", "sequential"])
 def test_the_same_file_gives_the_same_row_in_any_batch_order_and_seed(offline_model_dir: Path, decoding) -> None:
-    files = good_fixtures()[:3]
+    files = good_fixtures()[:3 if decoding.get("long_form") != "sequential" else 2]
     first = _rows(offline_model_dir, files, 0, batch_size=8, **decoding)
     second = _rows(offline_model_dir, files[::-1], 1234, batch_size=2, **decoding)
     assert first == second

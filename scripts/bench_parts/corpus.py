@@ -7,17 +7,27 @@ from pathlib import Path
 from asr_actor.audio import decode_audio
 from jobs.store.manifest import AUDIO_SUFFIXES
 
-GOOD = Path(__file__).resolve().parents[2] / "tests" / "data" / "good"
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+GOOD = DATA / "good"
+MULTILINGUAL = DATA / "multilingual"  # real speech in five languages (tests/data/README.md)
+SOURCES = ("fixtures", "multilingual")
 LONG = "long_pauses.ogg"
 
 
-def build(minutes: float) -> list[tuple[str, bytes, float]]:
-    """``(name, bytes, seconds)`` rounds of one long recording and every short file, until ``minutes``.
+def _audio(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.lower().endswith(AUDIO_SUFFIXES))
 
-    Under 3.5 minutes (a test's tiny corpus) only short files are used.
+
+def build(minutes: float, source: str = "fixtures") -> list[tuple[str, bytes, float]]:
+    """``(name, bytes, seconds)`` rounds of the ``source`` clips until ``minutes``: of the English fixtures, one
+    long recording and every short file (under 3.5 minutes, a test's tiny corpus, only the short files); of
+    the multilingual ones, every clip.
     """
-    shorts = sorted(p for p in GOOD.iterdir() if p.name.lower().endswith(AUDIO_SUFFIXES) and p.name != LONG)
-    pool = ([GOOD / LONG] if minutes >= 3.5 else []) + shorts
+    if source == "multilingual":
+        pool = _audio(MULTILINGUAL)
+    else:
+        shorts = [p for p in _audio(GOOD) if p.name != LONG]
+        pool = ([GOOD / LONG] if minutes >= 3.5 else []) + shorts
     durations = {p: decode_audio(p.read_bytes()).duration_s for p in pool}
     files, total, i = [], 0.0, 0
     while total < minutes * 60:

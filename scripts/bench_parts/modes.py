@@ -238,7 +238,48 @@ def _faster_whisper(batch_size: int) -> Callable[[Files], Outcome] | None:
     return run
 
 
+TASKS = ("transcribe", "translate")  # modes: the job's transcriber in this process, every row given that task
+
+
+def _task(task: str, batch_size: int) -> Callable[[Files], Outcome]:
+    """The job's model actor (:class:`asr_actor.transcriber.Transcriber`) in this process, every row ``task``;
+    each decoding pass it makes is counted by temperature with the tokens it generated (why a task is slower)."""
+    from collections import Counter
+
+    from asr_actor.transcriber import Transcriber
+
+    cfg = job_config(batch_size)
+    transcriber = Transcriber(cfg.transcriber())
+    judge = transcriber.loaded.model._need_fallback
+    passes: Counter = Counter()
+    tokens: Counter = Counter()
+
+    def counting(sequence, outputs, index, processors, config, vocab, temperature):
+        passes[temperature or 0.0] += 1
+        tokens[temperature or 0.0] += len(sequence)
+        return judge(sequence, outputs, index, processors, config, vocab, temperature)
+
+    transcriber.loaded.model._need_fallback = counting
+
+    def run(subset: Files) -> Outcome:
+        passes.clear()
+        tokens.clear()
+        out = transcriber({"id": [n for n, _, _ in subset], "audio": [d for _, d, _ in subset], "task": [task] * len(subset)})
+        _state.setdefault("passes", {})[task] = {
+            f"{t:g}": {"passes": passes[t], "tokens": tokens[t]} for t in sorted(passes)}
+        return float(sum(out["duration_s"])), {i: t or "" for i, t in zip(out["id"], out["text"])}
+
+    return run
+
+
+def passes(task: str) -> dict | None:
+    """The last run of mode ``task``: passes and generated tokens per temperature."""
+    return _state.get("passes", {}).get(task)
+
+
 def build(mode: str, files: Files, batch_size: int) -> Callable[[Files], Outcome] | None:
+    if mode in TASKS:
+        return _task(mode, batch_size)
     if mode == "bare":
         return _bare(files, batch_size)
     if mode in ("job", "job_s3"):
