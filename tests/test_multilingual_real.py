@@ -205,17 +205,21 @@ def test_a_file_that_opens_in_one_language_and_goes_on_in_another(asr_cache):
     with two more windows (the threshold makes every first window unsure), the file is Japanese, and the
     first window, decoded with the detection, is decoded again in Japanese. (The sequential long form
     decides the same way: tests/test_multilingual.py.)"""
+    import torch
+
+    from asr_actor.language import decide, distributions, language_tokens
     from asr_actor.transcriber import Transcriber
 
     opening = _waveform("es_fleurs_003.ogg", "es_fleurs_006.ogg", "fr_fleurs_005.ogg", "fr_fleurs_008.ogg", seconds=30)
     japanese = _waveform(*(["ja_fleurs_1837.wav", "ja_cv38833628.wav"] * 3))[: 60 * 16_000]
     wave = np.concatenate([opening, japanese])
-    decoding = {"temperatures": [0.0]}
-    first = Transcriber.from_pretrained("offline:base", decoding={**decoding, "language_detection_threshold": 0.0})
-    more = Transcriber.from_pretrained("offline:base", decoding={**decoding, "language_detection_threshold": 1.0})
-    alone, decided = first({"id": ["x"], "waveform": [wave]}), more({"id": ["x"], "waveform": [wave]})
-    assert alone["language"][0] in ("es", "fr") and decided["language"][0] == "ja"
-    assert decided["language_probability"][0] < alone["language_probability"][0]
+    more = Transcriber.from_pretrained("offline:base", decoding={"temperatures": [0.0], "language_detection_threshold": 1.0})
+    first_window = more.preprocess({"id": ["x"], "waveform": [wave]})["features"][0][:1]
+    alone = decide(language_tokens(more.loaded)[0], list(distributions(more.loaded, input_features=torch.from_numpy(
+        first_window).to(more.loaded.model.dtype))))
+    decided = more({"id": ["x"], "waveform": [wave]})
+    assert alone.language in ("es", "fr") and alone.probability > 0.5  # the first window alone: sure, and wrong
+    assert decided["language"][0] == "ja" and decided["language_probability"][0] < alone.probability
     given = more({"id": ["x"], "waveform": [wave], "language": ["ja"]})
     assert given["segments"] == decided["segments"]  # the opening window too was decoded in Japanese
 
@@ -241,3 +245,16 @@ def test_a_run_over_a_manifest_that_mixes_languages_and_tasks(asr_cache, tmp_pat
     assert got["de-given"]["language_probability"] is None and got["es-translate-given"]["language_probability"] is None
     assert got["zh-detected"]["language"] == "zh" and CJK.search(got["zh-detected"]["text"])
     assert word_errors(reference(CLIPS / "de_fleurs_004.ogg"), got["de-given"]["text"], "de").wer <= 0.3
+
+    # the same manifest again, in reverse order, one file per batch: every row the same (ja-translate's window
+    # fails every temperature, so its text is decided among sampled passes)
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in reversed(rows)))
+    proc = run_local_job(asr_cache, manifest, tmp_path / "runs", "again", "model.id=offline:base",
+                         "decoding.batch_size=1", "stages.transcribe.batch_size=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = {r["id"]: r for r in RunFolder(str(tmp_path / "runs" / "again")).read_all().to_pylist()}
+    for key, row in got.items():
+        same = {k: again[key][k] for k in ("text", "language", "task")}
+        assert same == {k: row[k] for k in same}, key
+        assert [(s["start"], s["end"], s["text"]) for s in again[key]["segments"]] == [
+            (s["start"], s["end"], s["text"]) for s in row["segments"]], key

