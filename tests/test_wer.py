@@ -66,20 +66,28 @@ def test_evaluate_scores_each_row_in_its_language_and_tells_the_metric(tmp_path)
     from jobs.state.run_folder import RunFolder
 
     run = RunFolder(str(tmp_path / "r1"))
-    ids = ["en1", "es1", "ja1", "ja2"]
+    ids = ["en1", "es1", "ja1", "ja2", "ja3"]
     run.create({"run_id": "r1"}, pa.table({"id": ids, "uri": ids}))
-    run.write_part(pa.table({"id": ids, "text": ["the colour is ten", "donde está la biblioteca", "今日はいい天気でした", "雨です"],
-                             "language": ["en", "es", "ja", "ja"], "error": [None] * 4, "model": ["m"] * 4}))
+    run.write_part(pa.table({"id": ids, "text": ["the colour is ten", "donde está la biblioteca", "今日はいい天気でした", "雨です",
+                                                 "it is raining"],
+                             "language": ["en", "es", "ja", "ja", "ja"],
+                             "task": ["transcribe"] * 4 + ["translate"], "error": [None] * 5, "model": ["m"] * 5}))
     refs = tmp_path / "refs.jsonl"
-    refs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in
-                            zip(ids, ["The color is 10.", "¿Dónde está la biblioteca?", "今日は、いい天気です。", "雨です。"])))
+    refs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in zip(
+        ids, ["The color is 10.", "¿Dónde está la biblioteca?", "今日は、いい天気です。", "雨です。", "It's raining."])))
     report = evaluate_run(str(run.uri), str(refs))
     by_id = {r["id"]: r for r in report["rows"]}
-    assert by_id["en1"] == {"id": "en1", "language": "en", "wer": 0.0, "errors": 0, "words": 4, "error": None}
+    assert by_id["en1"] == {"id": "en1", "language": "en", "task": "transcribe", "wer": 0.0, "errors": 0, "words": 4,
+                            "error": None}
     assert by_id["es1"]["wer"] == 0.25 and by_id["es1"]["words"] == 4
-    assert by_id["ja1"] == {"id": "ja1", "language": "ja", "cer": 0.2222, "errors": 2, "characters": 9, "error": None}
+    assert by_id["ja1"] == {"id": "ja1", "language": "ja", "task": "transcribe", "cer": 0.2222, "errors": 2,
+                            "characters": 9, "error": None}
+    # heard in Japanese, written in English: scored by English words (Whisper's English normalizer: it's = it is)
+    assert by_id["ja3"] == {"id": "ja3", "language": "ja", "task": "translate", "wer": 0.0, "errors": 0, "words": 3,
+                            "error": None}
     assert report["languages"] == [
-        {"language": "en", "metric": "wer", "wer": 0.0, "errors": 0, "words": 4, "files": 1},
+        {"language": "en", "metric": "wer", "wer": 0.0, "errors": 0, "words": 7, "files": 2},
         {"language": "es", "metric": "wer", "wer": 0.25, "errors": 1, "words": 4, "files": 1},
         {"language": "ja", "metric": "cer", "cer": round(2 / 12, 4), "errors": 2, "characters": 12, "files": 2}]
-    assert report["overall"] == {"wer": 0.125, "words": 8, "cer": round(2 / 12, 4), "characters": 12, "files": 4}
+    assert report["overall"] == {"wer": round(1 / 11, 4), "words": 11, "cer": round(2 / 12, 4), "characters": 12,
+                                 "files": 5}

@@ -1,7 +1,7 @@
 """``asr-batch evaluate``: error rates of a run's transcripts against reference texts, per row, per language, overall.
 
-Each row is scored in its language (the row's ``language``: given or detected) by
-:mod:`asr_actor.wer`: characters (CER) for a language written without spaces, words
+Each row is scored in the language of its text (the row's ``language``, given or
+detected; English for a row whose ``task`` is translate) by :mod:`asr_actor.wer`: characters (CER) for a language written without spaces, words
 (WER) for the others, after Whisper's normalizer for that language. A row says which
 metric it has; the per-language table says it too; the overall WER counts the word
 languages' rows, the overall CER the character languages'.
@@ -14,7 +14,7 @@ from typing import Any
 
 from asr_actor.dummy import DUMMY_PREFIX
 from asr_actor.errors import AsrBatchError, describe, redact
-from asr_actor.schema import ERROR, ID, LANGUAGE, MODEL, TEXT
+from asr_actor.schema import ERROR, ID, LANGUAGE, MODEL, TASK, TEXT
 from asr_actor.wer import CER, WER, WordErrors, metric, word_errors
 from asr_actor.storage import Store
 from jobs.state.run_folder import RunFolder
@@ -50,19 +50,23 @@ def evaluate_run(run_uri: str, references_uri: str) -> dict[str, Any]:
     dummy = sorted({m for m in table.column(MODEL).to_pylist() if str(m).startswith(DUMMY_PREFIX)})
     if dummy:
         raise EvaluateError(f"{redact(run_uri)}: the run used dummy weights ({dummy[0]}); their text means nothing")
-    languages = table.column(LANGUAGE).to_pylist() if LANGUAGE in table.column_names else [None] * table.num_rows
-    rows, by_language = [], {}
-    for rid, text, error, language in zip(*(table.column(c).to_pylist() for c in (ID, TEXT, ERROR)), languages):
+    languages, tasks = (table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
+                        for c in (LANGUAGE, TASK))  # runs of older versions lack the newer columns
+    rows, by_language, files = [], {}, {}
+    for rid, text, error, language, task in zip(*(table.column(c).to_pylist() for c in (ID, TEXT, ERROR)), languages,
+                                                tasks):
         if rid not in refs:
             continue
-        e = word_errors(refs[rid], text or "", language)
-        key = language or "en"
+        written = "en" if task == "translate" else language  # a translation's text is English, whatever it heard
+        e = word_errors(refs[rid], text or "", written)
+        key = written or "en"
         by_language[key] = by_language.get(key, WordErrors(0, 0, 0, 0)) + e
-        rows.append({ID: rid, LANGUAGE: language, **_figures(e, metric(language)), ERROR: error})
+        files[key] = files.get(key, 0) + 1
+        rows.append({ID: rid, LANGUAGE: language, TASK: task, **_figures(e, metric(written)), ERROR: error})
     if not rows:
         raise EvaluateError(f"no id of {redact(references_uri)} is in the run {redact(run_uri)}")
-    table_rows = [{LANGUAGE: lang, "metric": metric(lang), **_figures(e, metric(lang)),
-                   "files": sum(1 for r in rows if (r[LANGUAGE] or "en") == lang)} for lang, e in sorted(by_language.items())]
+    table_rows = [{LANGUAGE: lang, "metric": metric(lang), **_figures(e, metric(lang)), "files": files[lang]}
+                  for lang, e in sorted(by_language.items())]
     overall: dict[str, Any] = {}
     for name in (WER, CER):  # each over its languages' rows: a WER and a CER do not add up
         scored = [e for lang, e in by_language.items() if metric(lang) == name]
