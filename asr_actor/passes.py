@@ -58,7 +58,7 @@ class PassLog:
         self._positions: list[int] = []  # each row of the pass under way: its row in the batch's first pass
         self._next: list[int] = []
         self._judged = 0
-        self._passes: dict[int, list[Pass]] = {}
+        self._passes: dict[int, list[Pass]] = {}  # each window's candidates: its best pass so far and its last
 
     def begin(self, seek: Any, batch_idx_map: Sequence[int], generation_config: Any) -> None:
         """A window batch starts: row ``i`` of its first pass is input ``batch_idx_map[i]``, from frame ``seek[i]``."""
@@ -78,7 +78,10 @@ class PassLog:
     def judged(self, index: int, decided: Pass) -> None:
         """Row ``index`` of the pass under way was judged; after its last row, the next pass holds the rows sent on."""
         position = self._positions[index]
-        self._passes.setdefault(position, []).append(decided)
+        passes = self._passes.setdefault(position, [])
+        passes.append(decided)
+        if len(passes) > 2:  # only the best so far can still be kept: the others' outputs (scores) are let go
+            passes[:] = [best(passes[:-1], getattr(self.config, "compression_ratio_threshold", None)), decided]
         if decided.fallback:
             self._next.append(position)
         self._judged += 1

@@ -72,8 +72,8 @@ class Transcriber:
                 f"model {config.model.id}: the feature settings the job planned differ from its processor's ({'; '.join(diff)})"
             )
         gen = self.loaded.model.generation_config
-        self._languages = {k.strip("<|>") for k in (getattr(gen, "lang_to_id", None) or {})}
-        self._codes = language_tokens(self.loaded)[0] if self._languages else []
+        self._codes = language_tokens(self.loaded)[0] if getattr(gen, "lang_to_id", None) else []
+        self._languages = set(self._codes)
         self._text_limit = int(gen.eos_token_id)  # token ids below it are text
         if config.decoding.word_timestamps and not getattr(gen, "alignment_heads", None):
             raise ModelLoadError(f"model {config.model.id}: decoding.word_timestamps needs alignment_heads in its "

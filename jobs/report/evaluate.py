@@ -1,8 +1,9 @@
 """``asr-batch evaluate``: error rates of a run's transcripts against reference texts, per row, per language, overall.
 
 Each row is scored in the language of its text (the row's ``language``, given or
-detected; English for a row whose ``task`` is translate) by :mod:`asr_actor.wer`: characters (CER) for a language written without spaces, words
-(WER) for the others, after Whisper's normalizer for that language. A row says which
+detected; English for a row whose ``task`` is translate) by :mod:`asr_actor.wer`:
+characters (CER) for a language written without spaces, words (WER) for the others,
+after Whisper's normalizer for that language. A row says which
 metric it has; the per-language table says it too; the overall WER counts the word
 languages' rows, the overall CER the character languages'.
 """
